@@ -1,0 +1,339 @@
+import { normalizeMetadata } from "../identity/signature-payload.js";
+import { verifyDeviceProof, type VerifiedDevice } from "../identity/verify-device-proof.js";
+import type { ParsedPublicKey } from "../identity/device-key.js";
+import { signatureToken } from "../identity/signature-payload.js";
+import { CloseCode } from "../protocol/close-codes.js";
+import { MAX_PROTOCOL, MIN_PROTOCOL, isRole, type Role, type Scope } from "../protocol/enums.js";
+import type { PairingReason } from "../protocol/error-codes.js";
+import { GatewayError, handshakeRejection } from "../protocol/gateway-error.js";
+import type { BackendRecord, BootstrapRecord, DeviceMetadata, PairedDeviceRecord } from "../store/records.js";
+import { unauthorizedError } from "./auth-errors.js";
+import { claimsBrowserClient, type Claims } from "./claims.js";
+import { verifyBackendCredential } from "./credentials/backend-credential.js";
+import { verifyBootstrapToken } from "./credentials/bootstrap-token.js";
+import { verifyDeviceToken } from "./credentials/device-token.js";
+import { verifySharedSecret } from "./credentials/shared-secret.js";
+import { verifyTrustedProxy } from "./credentials/trusted-proxy.js";
+import { grantFrom, type Grant } from "./grant.js";
+import type { PeerEvidence } from "./locality.js";
+import { checkOrigin } from "./origin.js";
+import { silentLocalApproval } from "./pairing-policy.js";
+import type { AdmissionPolicy } from "./policy.js";
+import { nonBlank, presentedAny, type PresentedSecrets } from "./presented.js";
+import { intersectScopes, normalizeScopes, scopesWithin, validateRequestedScopes } from "./scopes.js";
+import { verified, type AuthFailureReason, type CredentialResult, type VerifiedCredential } from "./verified-credential.js";
+
+/** Facts the server gathered for one `connect`: observed, looked up, or measured. */
+export interface AdmissionFacts {
+  readonly nowMs: number;
+  /** The nonce this socket's `connect.challenge` carried. */
+  readonly challengeNonce: string;
+  readonly peer: PeerEvidence;
+  /** Set when the failed-auth limiter has locked this client out. */
+  readonly lockout: { readonly retryAfterMs: number } | undefined;
+  /** The store's record for the *claimed* device id; used only if the proof verifies. */
+  readonly pairedDevice: PairedDeviceRecord | undefined;
+  /** The store's backend record matching the digest of `auth.token`, if any. */
+  readonly backend: BackendRecord | undefined;
+  /** The store's bootstrap record matching the digest of `auth.bootstrapToken`, if any. */
+  readonly bootstrap: BootstrapRecord | undefined;
+  readonly parseKey?: (text: string) => ParsedPublicKey | undefined;
+}
+
+export interface AdmissionInput {
+  readonly claims: Claims;
+  readonly presented: PresentedSecrets;
+  readonly facts: AdmissionFacts;
+  readonly policy: AdmissionPolicy;
+}
+
+/** A pairing request the server should create (or refresh) in the store. */
+export interface PairingRequestSpec {
+  readonly deviceId: string;
+  readonly publicKey: string;
+  readonly role: Role;
+  readonly scopes: readonly Scope[];
+  readonly reason: PairingReason;
+  readonly isRepair: boolean;
+  readonly metadata: DeviceMetadata;
+  readonly requesterIp: string;
+}
+
+export type DecisionStage =
+  | "protocol"
+  | "role"
+  | "scope"
+  | "origin"
+  | "rate-limit"
+  | "device-proof"
+  | "credential"
+  | "device-required"
+  | "pairing";
+
+export type Decision =
+  | {
+      readonly kind: "admit";
+      readonly grant: Grant;
+      readonly protocol: number;
+      /** First pairing approved without an operator: by a bootstrap token or the local policy. */
+      readonly silentApproval?: {
+        readonly via: "bootstrap" | "local-policy";
+        readonly request: PairingRequestSpec;
+        readonly bootstrapId?: string;
+      };
+      /** Mint a device token for this (device, role) and return it in hello-ok. */
+      readonly issueToken?: { readonly deviceId: string; readonly role: Role; readonly scopes: readonly Scope[] };
+      readonly device: VerifiedDevice | undefined;
+    }
+  | {
+      readonly kind: "pairing-required";
+      readonly request: PairingRequestSpec;
+      readonly approved: { readonly roles: readonly Role[]; readonly scopes: readonly Scope[] } | undefined;
+      readonly credential: VerifiedCredential;
+    }
+  | {
+      readonly kind: "reject";
+      readonly stage: DecisionStage;
+      readonly error: GatewayError;
+      /** A presented secret failed: the limiter records a failure. */
+      readonly authFailure: boolean;
+    };
+
+function reject(stage: DecisionStage, error: GatewayError, authFailure = false): Decision {
+  return { kind: "reject", stage, error, authFailure };
+}
+
+/** Highest protocol both sides speak, or `undefined`. */
+export function negotiateProtocol(min: number, max: number): number | undefined {
+  const top = Math.min(max, MAX_PROTOCOL);
+  return top >= Math.max(min, MIN_PROTOCOL) ? top : undefined;
+}
+
+interface CredentialOutcome {
+  readonly credential: VerifiedCredential | undefined;
+  readonly failure: AuthFailureReason | undefined;
+}
+
+/**
+ * Run every credential module; the first verified one in precedence order is
+ * the session's evidence. Precedence never lets a claim pick a wider grant:
+ * each module verifies its own secret.
+ */
+function resolveCredential(
+  input: AdmissionInput,
+  device: VerifiedDevice | undefined,
+  role: Role,
+): CredentialOutcome {
+  const { presented, facts, policy } = input;
+  const results: CredentialResult[] = [
+    verifyBackendCredential(presented, facts.backend),
+    verifyDeviceToken(presented, device, facts.pairedDevice, role),
+    verifyBootstrapToken(presented, device, facts.bootstrap, role, facts.nowMs),
+    verifySharedSecret(policy.auth, presented),
+    verifyTrustedProxy(policy.auth, facts.peer),
+    policy.auth.mode === "none" ? verified({ kind: "open" }) : { status: "not-mine" },
+  ];
+  for (const r of results) if (r.status === "verified") return { credential: r.credential, failure: undefined };
+  const failure = results.find((r) => r.status === "rejected");
+  return { credential: undefined, failure: failure?.status === "rejected" ? failure.reason : "unauthorized" };
+}
+
+function metadataOf(claims: Claims, peer: PeerEvidence): DeviceMetadata {
+  return {
+    ...(claims.displayName !== undefined ? { displayName: claims.displayName } : {}),
+    platform: normalizeMetadata(claims.platform),
+    ...(claims.deviceFamily !== undefined ? { deviceFamily: normalizeMetadata(claims.deviceFamily) } : {}),
+    clientId: claims.clientId,
+    clientMode: claims.clientMode,
+    remoteIp: peer.clientIp,
+  };
+}
+
+/** Roles of a paired device that still hold a usable (not revoked) grant. */
+export function effectiveRoles(record: PairedDeviceRecord): Role[] {
+  return record.roles.filter((r) => record.tokens[r]?.revokedAtMs === undefined);
+}
+
+/**
+ * The admission decision: evidence + claims + policy → admit | pairing-required | reject.
+ * Pure: the clock, the challenge nonce and every store lookup arrive in `facts`.
+ */
+export function decideAdmission(input: AdmissionInput): Decision {
+  const { claims, presented, facts, policy } = input;
+  const { peer } = facts;
+
+  const protocol = negotiateProtocol(claims.minProtocol, claims.maxProtocol);
+  if (protocol === undefined) {
+    return reject(
+      "protocol",
+      handshakeRejection("INVALID_REQUEST", "PROTOCOL_MISMATCH", "protocol mismatch", { expectedProtocol: MAX_PROTOCOL, supportedProtocols: ["3", "4"] }, CloseCode.protocolError),
+    );
+  }
+  if (!isRole(claims.requestedRole)) {
+    return reject("role", handshakeRejection("INVALID_REQUEST", "INVALID_ROLE", "invalid role"));
+  }
+  const role: Role = claims.requestedRole;
+  const scopeCheck = validateRequestedScopes(claims.requestedScopes, role);
+  if (!scopeCheck.ok) {
+    return reject("scope", handshakeRejection("INVALID_REQUEST", "INVALID_SCOPE", "invalid scope", { scope: scopeCheck.invalid.slice(0, 128) }));
+  }
+  const requested = normalizeScopes(scopeCheck.scopes);
+
+  if (peer.origin !== undefined || claimsBrowserClient(claims)) {
+    const origin = checkOrigin(peer, policy.allowedOrigins);
+    if (!origin.ok) {
+      return reject(
+        "origin",
+        handshakeRejection(
+          "INVALID_REQUEST",
+          "CONTROL_UI_ORIGIN_NOT_ALLOWED",
+          "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)",
+          { reason: origin.reason },
+        ),
+      );
+    }
+  }
+
+  const unauthorizedCtx = {
+    clientId: claims.clientId,
+    clientMode: claims.clientMode,
+    canRetryWithDeviceToken:
+      claims.device !== undefined && nonBlank(presented.token) !== undefined && nonBlank(presented.deviceToken) === undefined && nonBlank(presented.password) === undefined,
+  };
+  if (facts.lockout) {
+    return reject("rate-limit", unauthorizedError("rate_limited", { ...unauthorizedCtx, retryAfterMs: facts.lockout.retryAfterMs }));
+  }
+
+  let device: VerifiedDevice | undefined;
+  if (claims.device) {
+    const proof = verifyDeviceProof({
+      device: claims.device,
+      signed: {
+        clientId: claims.clientId,
+        clientMode: claims.clientMode,
+        role,
+        scopes: claims.requestedScopes,
+        token: signatureToken(presented),
+        platform: claims.platform,
+        deviceFamily: claims.deviceFamily,
+      },
+      challengeNonce: facts.challengeNonce,
+      nowMs: facts.nowMs,
+      skewMs: policy.signatureSkewMs,
+      ...(facts.parseKey ? { parseKey: facts.parseKey } : {}),
+    });
+    if (!proof.ok) return reject("device-proof", proof.error);
+    device = proof.device;
+  }
+
+  const { credential, failure } = resolveCredential(input, device, role);
+  if (!credential) {
+    return reject("credential", unauthorizedError(failure ?? "unauthorized", unauthorizedCtx), presentedAny(presented));
+  }
+
+  // Backend credentials: the one way to be admitted without pairing. Operator role only.
+  if (credential.kind === "backend") {
+    if (role !== "operator") {
+      return reject("role", handshakeRejection("INVALID_REQUEST", "INVALID_ROLE", "invalid role: backend credentials admit the operator role only"));
+    }
+    return {
+      kind: "admit",
+      grant: grantFrom(credential, role, intersectScopes(requested, credential.scopes), device?.deviceId),
+      protocol,
+      device,
+    };
+  }
+
+  if (!device) {
+    if (role !== "operator") {
+      return reject("device-required", handshakeRejection("NOT_PAIRED", "DEVICE_IDENTITY_REQUIRED", "device identity required"));
+    }
+    if (claims.clientId === "openclaw-control-ui") {
+      return reject(
+        "device-required",
+        handshakeRejection(
+          "INVALID_REQUEST",
+          "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
+          "control ui requires device identity (use HTTPS or localhost secure context)",
+        ),
+      );
+    }
+    // A shared secret, a trusted proxy or an open gateway proves no device: no scopes.
+    return { kind: "admit", grant: grantFrom(credential, role, [], undefined), protocol, device };
+  }
+
+  const record = facts.pairedDevice;
+  const paired = record !== undefined && record.deviceId === device.deviceId && record.publicKey === device.publicKey ? record : undefined;
+  const metadata = metadataOf(claims, peer);
+  const spec = (reason: PairingReason, isRepair: boolean): PairingRequestSpec => ({
+    deviceId: device.deviceId,
+    publicKey: device.publicKey,
+    role,
+    scopes: requested,
+    reason,
+    isRepair,
+    metadata,
+    requesterIp: peer.clientIp,
+  });
+
+  if (!paired) {
+    if (credential.kind === "bootstrap-token") {
+      const scopes = intersectScopes(requested, credential.scopes);
+      return {
+        kind: "admit",
+        grant: grantFrom(credential, role, scopes, device.deviceId),
+        protocol,
+        device,
+        silentApproval: { via: "bootstrap", request: { ...spec("not-paired", false), scopes }, bootstrapId: credential.id },
+        issueToken: { deviceId: device.deviceId, role, scopes },
+      };
+    }
+    const silent = silentLocalApproval(policy.silentLocalPairing, peer, credential, "not-paired", role, requested);
+    if (silent) {
+      return {
+        kind: "admit",
+        grant: grantFrom(credential, role, silent.scopes, device.deviceId),
+        protocol,
+        device,
+        silentApproval: { via: "local-policy", request: { ...spec("not-paired", false), scopes: silent.scopes } },
+        issueToken: { deviceId: device.deviceId, role, scopes: silent.scopes },
+      };
+    }
+    return { kind: "pairing-required", request: spec("not-paired", false), approved: undefined, credential };
+  }
+
+  const approved = { roles: effectiveRoles(paired), scopes: paired.approvedScopes };
+  const pinnedPlatform = paired.platform ?? "";
+  const pinnedFamily = paired.deviceFamily ?? "";
+  if (
+    (pinnedPlatform !== "" && pinnedPlatform !== normalizeMetadata(claims.platform)) ||
+    (pinnedFamily !== "" && pinnedFamily !== normalizeMetadata(claims.deviceFamily))
+  ) {
+    return { kind: "pairing-required", request: spec("metadata-upgrade", true), approved, credential };
+  }
+  if (!approved.roles.includes(role)) {
+    return { kind: "pairing-required", request: spec("role-upgrade", true), approved, credential };
+  }
+  if (!scopesWithin(requested, paired.approvedScopes)) {
+    return { kind: "pairing-required", request: spec("scope-upgrade", true), approved, credential };
+  }
+
+  // A bootstrap token is for first pairings; on a paired device it proves nothing more.
+  const allowed = credential.kind === "device-token" ? credential.scopes : paired.approvedScopes;
+  const scopes = intersectScopes(requested, allowed);
+  const grant = grantFrom(credential, role, scopes, device.deviceId);
+  if (credential.kind === "device-token") return { kind: "admit", grant, protocol, device };
+  return {
+    kind: "admit",
+    grant,
+    protocol,
+    device,
+    // The client proved the device key plus another credential: hand it a fresh
+    // token for its approved grant (tokens are stored hashed, so never re-sent).
+    issueToken: { deviceId: device.deviceId, role, scopes: paired.tokens[role]?.scopes ?? tokenScopesFor(role, paired.approvedScopes) },
+  };
+}
+
+function tokenScopesFor(role: Role, approved: readonly Scope[]): Scope[] {
+  return normalizeScopes(approved.filter((s) => s.startsWith(role === "operator" ? "operator." : "node.")));
+}

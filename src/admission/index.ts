@@ -1,0 +1,14 @@
+export { decideAdmission, negotiateProtocol, effectiveRoles } from "./decide.js";
+export type { AdmissionFacts, AdmissionInput, Decision, DecisionStage, PairingRequestSpec } from "./decide.js";
+export { claimsFromConnect, type Claims } from "./claims.js";
+export type { Grant, AuthMethod } from "./grant.js";
+export type { PresentedSecrets } from "./presented.js";
+export { resolvePeer, parseCidrs, isLoopback, canonicalIp, type RawPeerFacts, type PeerEvidence, type Locality, type Cidr } from "./locality.js";
+export { normalizeAllowedOrigin } from "./origin.js";
+export type { AdmissionPolicy, AuthPolicy, SilentPairingPolicy } from "./policy.js";
+export { DEFAULT_SILENT_SCOPE_CEILING } from "./policy.js";
+export { satisfies, intersectScopes, normalizeScopes, scopesWithin, expandImplied } from "./scopes.js";
+export { secretDigest, secretDigestHex, matchesStoredDigest } from "./secret-digest.js";
+export { BACKEND_SECRET_PREFIX, isBackendSecret } from "./credentials/backend-credential.js";
+export { pairingRequiredError, unauthorizedError } from "./auth-errors.js";
+export type { CredentialKind, VerifiedCredential } from "./verified-credential.js";

@@ -1,0 +1,5 @@
+export * from "./enums.js";
+export * from "./error-codes.js";
+export * from "./close-codes.js";
+export * from "./gateway-error.js";
+export * from "./frames.js";

@@ -1,0 +1,76 @@
+import type { Role } from "../protocol/enums.js";
+import type { BackendRecord, BootstrapRecord, PairedDeviceRecord, PendingRequestRecord } from "./records.js";
+
+/**
+ * Changes other parts (and other processes: the CLI writes the same store)
+ * must react to. Appended inside the transaction that made them, so a change
+ * is visible exactly when its data is; the server tails them in id order.
+ */
+export type ChangeInput =
+  | { readonly kind: "pairing.requested"; readonly request: PendingRequestRecord }
+  | {
+      readonly kind: "pairing.resolved";
+      readonly requestId: string;
+      readonly deviceId: string;
+      readonly decision: "approved" | "rejected" | "expired";
+    }
+  | { readonly kind: "device.removed"; readonly deviceId: string }
+  | { readonly kind: "device.token.changed"; readonly deviceId: string; readonly role: Role; readonly change: "rotated" | "revoked" }
+  | { readonly kind: "backend.revoked"; readonly backendId: string }
+  | { readonly kind: "shared-secret.rotated" };
+
+export type ChangeRecord = ChangeInput & { readonly id: number; readonly ts: number };
+
+export interface StoreReader {
+  getPairedDevice(deviceId: string): Promise<PairedDeviceRecord | undefined>;
+  /** Latest approval first. */
+  listPairedDevices(): Promise<PairedDeviceRecord[]>;
+  getPendingRequest(requestId: string): Promise<PendingRequestRecord | undefined>;
+  /** Newest first. */
+  listPendingRequests(): Promise<PendingRequestRecord[]>;
+  listPendingForDevice(deviceId: string): Promise<PendingRequestRecord[]>;
+  countPendingRequests(filter?: { readonly requesterIp?: string }): Promise<number>;
+  getBackendBySecretHash(secretHash: string): Promise<BackendRecord | undefined>;
+  getBackendByName(name: string): Promise<BackendRecord | undefined>;
+  listBackends(): Promise<BackendRecord[]>;
+  getBootstrapByTokenHash(tokenHash: string): Promise<BootstrapRecord | undefined>;
+  getSetting(key: string): Promise<string | undefined>;
+  /** Changes with id > afterId, oldest first, at most `limit`. */
+  changesSince(afterId: number, limit: number): Promise<ChangeRecord[]>;
+  /** 0 when there are none. */
+  latestChangeId(): Promise<number>;
+}
+
+export interface StoreWriter extends StoreReader {
+  putPairedDevice(record: PairedDeviceRecord): Promise<void>;
+  deletePairedDevice(deviceId: string): Promise<boolean>;
+  putPendingRequest(record: PendingRequestRecord): Promise<void>;
+  deletePendingRequest(requestId: string): Promise<boolean>;
+  deletePendingForDevice(deviceId: string): Promise<number>;
+  /** Removes and returns requests whose `expiresAtMs` ≤ now. */
+  deleteExpiredPending(nowMs: number): Promise<PendingRequestRecord[]>;
+  putBackend(record: BackendRecord): Promise<void>;
+  putBootstrap(record: BootstrapRecord): Promise<void>;
+  /** Removes bootstrap tokens expired or consumed before `beforeMs`. */
+  deleteStaleBootstrap(beforeMs: number): Promise<number>;
+  setSetting(key: string, value: string): Promise<void>;
+  appendChange(change: ChangeInput, ts: number): Promise<void>;
+  /** Drops changes older than `beforeMs` (they have been tailed long since). */
+  pruneChanges(beforeMs: number): Promise<number>;
+}
+
+export type StoreKind = "memory" | "sqlite" | "postgres";
+
+export interface Store extends StoreReader {
+  readonly kind: StoreKind;
+  /**
+   * Run `fn` atomically and serialized with every other transaction on this
+   * store (in this process and, for database stores, across processes).
+   * If `fn` throws, nothing it wrote is kept.
+   */
+  transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Keys of the settings table. */
+export const SETTING_SHARED_TOKEN_HASH = "auth.sharedTokenHash";
