@@ -16,6 +16,8 @@ export type Grant = {
   readonly deviceId: string | undefined;
   /** Backend name or trusted-proxy user, for audit and presence. */
   readonly principal: string | undefined;
+  /** The backend credential's id, so revoking it can close this session. */
+  readonly backendId: string | undefined;
   readonly [grantBrand]: true;
 };
 
@@ -43,6 +45,7 @@ export function grantFrom(
   deviceId: string | undefined,
 ): Grant {
   const principal = credential.kind === "backend" ? credential.name : credential.kind === "trusted-proxy" ? credential.user : undefined;
-  const grant = { role, scopes, credential: credential.kind, authMethod: authMethodOf(credential), deviceId, principal };
+  const backendId = credential.kind === "backend" ? credential.id : undefined;
+  const grant = { role, scopes, credential: credential.kind, authMethod: authMethodOf(credential), deviceId, principal, backendId };
   return grant as Grant;
 }

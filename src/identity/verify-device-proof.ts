@@ -57,7 +57,8 @@ export function verifyDeviceProof(input: DeviceProofInput): DeviceProofResult {
     return fail("DEVICE_AUTH_DEVICE_ID_MISMATCH", "device identity mismatch", "device-id-mismatch");
   }
   const skew = input.skewMs ?? DEVICE_SIGNATURE_SKEW_MS;
-  if (Math.abs(input.nowMs - device.signedAt) > skew) {
+  // Written as !(… <= …) so a NaN (non-finite signedAt or clock) fails closed.
+  if (!(Math.abs(input.nowMs - device.signedAt) <= skew)) {
     return fail("DEVICE_AUTH_SIGNATURE_EXPIRED", "device signature expired", "device-signature-stale");
   }
   const nonce = device.nonce.trim();

@@ -1,0 +1,38 @@
+import { existsSync } from "node:fs";
+import { databasePath } from "../config.js";
+import { openSqliteStore } from "../store/sqlite-store.js";
+import type { Store } from "../store/store.js";
+
+export class CliError extends Error {
+  override readonly name = "CliError";
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The admin commands act on the gateway's store directly. Opening it is the
+ * owner's proof: the state dir is 0700 and the database 0600, so only the
+ * machine's owner (or root) can. A running gateway sees the change within its
+ * poll interval and reacts (events, closed sessions).
+ */
+export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const path = databasePath(stateDir);
+  if (!existsSync(path)) {
+    throw new CliError(`no gateway state at ${stateDir} (start it once with "gatewarden serve", or pass --state-dir)`);
+  }
+  let store: Store;
+  try {
+    store = openSqliteStore({ path });
+  } catch (e) {
+    throw new CliError(`cannot open ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}

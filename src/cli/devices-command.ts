@@ -1,0 +1,171 @@
+import { Command } from "commander";
+import { systemClock, systemRandom } from "../clock.js";
+import { approvePairing, rejectPairing } from "../pairing/approve.js";
+import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
+import type { Approver } from "../pairing/approver.js";
+import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
+import type { Result } from "../result.js";
+import { pairedToWire, pendingToWire } from "../methods/wire-records.js";
+import { CliError, withAdminStore } from "./admin-store.js";
+import { ago, printJson, short, table } from "./output.js";
+import { resolveId } from "./resolve-id.js";
+import type { StateDirOption } from "./state-dir-option.js";
+
+// The machine's owner approves with the full authority of the store it opened.
+const OWNER: Approver = { kind: "owner" };
+
+function unwrap<T>(r: Result<T>): T {
+  if (!r.ok) throw new CliError(r.error.message);
+  return r.value;
+}
+
+function parseRole(role: string) {
+  if (!isRole(role)) throw new CliError(`unknown role ${JSON.stringify(role)} (operator or node)`);
+  return role;
+}
+
+function parseScopes(list: readonly string[] | undefined): Scope[] | undefined {
+  if (!list) return undefined;
+  const scopes = list.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+  for (const s of scopes) if (!isKnownScope(s)) throw new CliError(`unknown scope ${JSON.stringify(s)}`);
+  return scopes as Scope[];
+}
+
+export function devicesCommand(opts: StateDirOption): Command {
+  const cmd = new Command("devices").description("list and manage device pairings and device tokens");
+
+  cmd
+    .command("list")
+    .description("show pending pairing requests and paired devices")
+    .option("--json", "print JSON")
+    .action((o: { json?: boolean }) =>
+      withAdminStore(opts.stateDir(), async (store) => {
+        const now = systemClock.now();
+        const pending = (await store.listPendingRequests()).filter((p) => p.expiresAtMs > now);
+        const paired = await store.listPairedDevices();
+        if (o.json) return printJson({ pending: pending.map(pendingToWire), paired: paired.map(pairedToWire) });
+        process.stdout.write(`Pending (${pending.length})\n`);
+        if (pending.length > 0) {
+          process.stdout.write(
+            table(
+              ["REQUEST", "DEVICE", "NAME", "CLIENT", "ROLE", "SCOPES", "REASON", "FROM", "AGE"],
+              pending.map((p) => [
+                p.requestId,
+                short(p.deviceId),
+                p.displayName ?? "-",
+                `${p.clientId ?? "-"}/${p.clientMode ?? "-"}`,
+                p.roles.join(","),
+                p.scopes.join(",") || "-",
+                p.reason,
+                p.remoteIp ?? p.requesterIp,
+                ago(p.ts, now),
+              ]),
+            ) + "\n",
+          );
+        }
+        process.stdout.write(`\nPaired (${paired.length})\n`);
+        if (paired.length > 0) {
+          process.stdout.write(
+            table(
+              ["DEVICE", "NAME", "PLATFORM", "ROLES", "SCOPES", "TOKENS", "APPROVED"],
+              paired.map((d) => [
+                short(d.deviceId),
+                d.displayName ?? "-",
+                d.platform ?? "-",
+                d.roles.join(","),
+                d.approvedScopes.join(",") || "-",
+                Object.values(d.tokens)
+                  .filter((t) => t !== undefined)
+                  .map((t) => `${t.role}${t.revokedAtMs !== undefined ? "(revoked)" : ""}`)
+                  .join(",") || "-",
+                ago(d.approvedAtMs, now),
+              ]),
+            ) + "\n",
+          );
+        }
+      }),
+    );
+
+  cmd
+    .command("approve")
+    .description("approve a pending pairing request (grants the role and scopes it asked for)")
+    .argument("<requestId>", "request id (or a unique prefix of 6+ characters)")
+    .option("--json", "print JSON")
+    .action((requestId: string, o: { json?: boolean }) =>
+      withAdminStore(opts.stateDir(), async (store) => {
+        const id = resolveId("request", requestId, (await store.listPendingRequests()).map((p) => p.requestId));
+        const { device } = unwrap(await approvePairing(store, id, OWNER, systemClock.now()));
+        if (o.json) return printJson({ requestId: id, device: pairedToWire(device) });
+        process.stdout.write(`approved ${id}: device ${device.deviceId} roles ${device.roles.join(",")} scopes ${device.approvedScopes.join(",") || "(none)"}\n`);
+      }),
+    );
+
+  cmd
+    .command("reject")
+    .description("reject a pending pairing request")
+    .argument("<requestId>", "request id (or a unique prefix of 6+ characters)")
+    .option("--json", "print JSON")
+    .action((requestId: string, o: { json?: boolean }) =>
+      withAdminStore(opts.stateDir(), async (store) => {
+        const id = resolveId("request", requestId, (await store.listPendingRequests()).map((p) => p.requestId));
+        const r = unwrap(await rejectPairing(store, id, OWNER, systemClock.now()));
+        if (o.json) return printJson(r);
+        process.stdout.write(`rejected ${id} (device ${r.deviceId})\n`);
+      }),
+    );
+
+  cmd
+    .command("remove")
+    .description("remove a paired device, its tokens and pending requests; its live sessions are closed")
+    .argument("<deviceId>", "device id (or a unique prefix of 6+ characters)")
+    .option("--json", "print JSON")
+    .action((deviceId: string, o: { json?: boolean }) =>
+      withAdminStore(opts.stateDir(), async (store) => {
+        const id = resolveId("device", deviceId, (await store.listPairedDevices()).map((d) => d.deviceId));
+        const r = unwrap(await removeDevice(store, id, OWNER, systemClock.now()));
+        if (o.json) return printJson(r);
+        process.stdout.write(`removed device ${r.deviceId}\n`);
+      }),
+    );
+
+  cmd
+    .command("rotate")
+    .description("mint a new device token for a role (the old one stops working; the new one is shown once)")
+    .requiredOption("--device <deviceId>", "device id (or a unique prefix)")
+    .requiredOption("--role <role>", "operator or node")
+    .option("--scope <scope...>", "narrow the token to these scopes (within the device's approval)")
+    .option("--json", "print JSON")
+    .action((o: { device: string; role: string; scope?: string[]; json?: boolean }) =>
+      withAdminStore(opts.stateDir(), async (store) => {
+        const id = resolveId("device", o.device, (await store.listPairedDevices()).map((d) => d.deviceId));
+        const scopes = parseScopes(o.scope);
+        const r = unwrap(
+          await rotateDeviceToken(store, { deviceId: id, role: parseRole(o.role), ...(scopes ? { scopes } : {}) }, OWNER, {
+            nowMs: systemClock.now(),
+            random: systemRandom,
+          }),
+        );
+        if (o.json) return printJson(r);
+        process.stdout.write(`rotated ${r.role} token of ${r.deviceId} (scopes ${r.scopes.join(",") || "none"}); shown once:\n  ${r.token}\n`);
+      }),
+    );
+
+  cmd
+    .command("revoke")
+    .description("revoke a device's token for a role; its live sessions for that role are closed")
+    .requiredOption("--device <deviceId>", "device id (or a unique prefix)")
+    .requiredOption("--role <role>", "operator or node")
+    .option("--json", "print JSON")
+    .action((o: { device: string; role: string; json?: boolean }) =>
+      withAdminStore(opts.stateDir(), async (store) => {
+        const id = resolveId("device", o.device, (await store.listPairedDevices()).map((d) => d.deviceId));
+        const r = unwrap(await revokeDeviceToken(store, { deviceId: id, role: parseRole(o.role) }, OWNER, systemClock.now()));
+        if (o.json) return printJson(r);
+        process.stdout.write(`revoked ${r.role} token of ${r.deviceId}\n`);
+      }),
+    );
+
+  return cmd;
+}
+
+export { parseScopes };

@@ -1,0 +1,83 @@
+import { Command, InvalidArgumentError } from "commander";
+import { ConfigError, defaultStateDir } from "../config.js";
+import { packageVersion } from "../start-gateway.js";
+import { CliError } from "./admin-store.js";
+import { backendsCommand } from "./backends-command.js";
+import { devicesCommand } from "./devices-command.js";
+import { serveCommand } from "./serve-command.js";
+import { tokenCommand } from "./token-command.js";
+
+function portArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number (0-65535)");
+  return n;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function buildProgram(): Command {
+  const program = new Command("gatewarden")
+    .description("A WebSocket gateway for OpenClaw-style agent hosts: only server-verified evidence grants access.")
+    .version(packageVersion())
+    .option("--state-dir <dir>", "state directory (env GATEWARDEN_STATE_DIR; default ~/.gatewarden)")
+    .showHelpAfterError();
+
+  const stateDir = { stateDir: () => (program.opts() as { stateDir?: string }).stateDir ?? defaultStateDir(process.env) };
+
+  program
+    .command("serve")
+    .description("start the gateway (default: 127.0.0.1:18789, SQLite in the state dir, a generated token shown once)")
+    .option("--host <host>", "address to bind (env GATEWARDEN_HOST)")
+    .option("--port <port>", "port to listen on (env GATEWARDEN_PORT)", portArg)
+    .option("--config <file>", "JSON config file (env GATEWARDEN_CONFIG; default <state-dir>/gatewarden.json if present)")
+    .option("--auth-mode <mode>", "token | password | trusted-proxy | none (env GATEWARDEN_AUTH_MODE)")
+    .option("--allow-origin <origin>", "browser origin allowed to connect (repeatable)", collect)
+    .option("--trusted-proxy <cidr>", "reverse proxy whose forwarding headers are believed (repeatable)", collect)
+    .option("--silent-local-pairing", "auto-approve first pairings from loopback clients holding the shared token, up to the configured ceiling")
+    .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GATEWARDEN_LOG_LEVEL)")
+    .addHelpText(
+      "after",
+      "\nSecrets come from the environment or the config file, never flags: GATEWARDEN_TOKEN, GATEWARDEN_PASSWORD.\nSee docs/configuration.md for every setting.",
+    )
+    .action(
+      (o: {
+        host?: string;
+        port?: number;
+        config?: string;
+        authMode?: string;
+        allowOrigin?: string[];
+        trustedProxy?: string[];
+        silentLocalPairing?: boolean;
+        logLevel?: string;
+      }) =>
+        serveCommand({
+          stateDir: stateDir.stateDir(),
+          host: o.host,
+          port: o.port,
+          config: o.config,
+          authMode: o.authMode,
+          allowOrigins: o.allowOrigin,
+          trustedProxies: o.trustedProxy,
+          silentLocalPairing: o.silentLocalPairing,
+          logLevel: o.logLevel,
+        }),
+    );
+
+  program.addCommand(devicesCommand(stateDir));
+  program.addCommand(backendsCommand(stateDir));
+  program.addCommand(tokenCommand(stateDir));
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+  } catch (e) {
+    if (e instanceof CliError || e instanceof ConfigError) {
+      process.stderr.write(`gatewarden: ${e.message}\n`);
+      process.exitCode = e instanceof CliError ? e.exitCode : 2;
+      return;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,12 @@
+import { CliError } from "./admin-store.js";
+
+/** An exact id, or a unique prefix of at least 6 characters. */
+export function resolveId(kind: string, wanted: string, ids: readonly string[]): string {
+  if (ids.includes(wanted)) return wanted;
+  if (wanted.length >= 6) {
+    const matches = ids.filter((id) => id.startsWith(wanted));
+    if (matches.length === 1 && matches[0] !== undefined) return matches[0];
+    if (matches.length > 1) throw new CliError(`${kind} ${wanted} is ambiguous (${matches.length} match); give more characters`);
+  }
+  throw new CliError(`unknown ${kind}: ${wanted}`);
+}

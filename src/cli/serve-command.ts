@@ -1,0 +1,44 @@
+import pino from "pino";
+import { resolveConfig, databasePath, type ConfigOverrides } from "../config.js";
+import { createLogger } from "../server/logger.js";
+import { startGateway } from "../start-gateway.js";
+
+export async function serveCommand(flags: ConfigOverrides): Promise<void> {
+  const config = resolveConfig(flags, process.env);
+  // Logs are JSON lines on stderr; stdout carries what a person reads.
+  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ fd: 2, sync: false }) });
+  const running = await startGateway(config, { logger });
+  const { address } = running;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const lines = [
+    `gatewarden ${running.gateway.services.version} listening on ws://${host}:${address.port}`,
+    `  auth: ${config.auth.mode}   store: sqlite ${databasePath(config.stateDir)}`,
+    `  silent local pairing: ${config.silentLocalPairing.enabled ? `on (ceiling: ${config.silentLocalPairing.scopeCeiling.join(", ") || "none"})` : "off"}`,
+  ];
+  if (running.generatedToken) {
+    lines.push(
+      "",
+      "Operator token (shown once; only its hash is stored):",
+      `  ${running.generatedToken}`,
+      "Save it now. Clients pass it as auth.token; rotate it with: gatewarden token rotate",
+    );
+  }
+  process.stdout.write(lines.join("\n") + "\n");
+  logger.info({ event: "listening", host: address.address, port: address.port, authMode: config.auth.mode }, "gateway listening");
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: "stopping", signal }, "gateway stopping");
+    running.stop().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}

@@ -1,0 +1,4 @@
+/** The global `--state-dir`, read lazily so subcommands see the parsed value. */
+export interface StateDirOption {
+  stateDir(): string;
+}

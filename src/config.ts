@@ -1,0 +1,250 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { isLoopback, parseCidrs } from "./admission/locality.js";
+import { normalizeAllowedOrigin } from "./admission/origin.js";
+import { DEFAULT_SILENT_SCOPE_CEILING } from "./admission/policy.js";
+import { validateRequestedScopes } from "./admission/scopes.js";
+import { DEFAULT_PAIRING_LIMITS, type PairingLimits } from "./pairing/limits.js";
+import { ROLES, type Role, type Scope } from "./protocol/enums.js";
+import { summarizeIssues } from "./protocol/frames.js";
+import { DEFAULT_RATE_LIMIT, DEFAULT_TRANSPORT_LIMITS, type RateLimitOptions, type TransportLimits } from "./server/limits.js";
+
+// Configuration: defaults < config file < environment < flags. Closed schema:
+// a misspelt key is an error, not a silently ignored setting.
+
+const positiveInt = z.number().int().positive();
+
+const FileSchema = z
+  .object({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    stateDir: z.string().min(1).optional(),
+    auth: z
+      .object({
+        mode: z.enum(["token", "password", "trusted-proxy", "none"]).optional(),
+        token: z.string().min(16).optional(),
+        password: z.string().min(8).optional(),
+        trustedProxy: z
+          .object({
+            userHeader: z.string().min(1),
+            requiredHeaders: z.array(z.string().min(1)).optional(),
+            allowUsers: z.array(z.string().min(1)).optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    trustedProxies: z.array(z.string().min(1)).optional(),
+    allowedOrigins: z.array(z.string().min(1)).optional(),
+    pairing: z
+      .object({
+        silentLocal: z
+          .object({
+            enabled: z.boolean().optional(),
+            scopeCeiling: z.array(z.string()).optional(),
+            roles: z.array(z.enum(ROLES)).optional(),
+          })
+          .strict()
+          .optional(),
+        pendingTtlMs: positiveInt.optional(),
+        maxPendingPerIp: positiveInt.optional(),
+        maxPendingTotal: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+    limits: z
+      .object({
+        maxPreauthPayloadBytes: positiveInt.max(1024 * 1024).optional(),
+        maxPayloadBytes: positiveInt.max(64 * 1024 * 1024).optional(),
+        handshakeTimeoutMs: positiveInt.optional(),
+        maxPreauthPerIp: positiveInt.optional(),
+        maxConnectionsPerIp: positiveInt.optional(),
+        maxConnections: positiveInt.optional(),
+        maxInflightPerSession: positiveInt.optional(),
+        maxBufferedBytes: positiveInt.optional(),
+        tickIntervalMs: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+    rateLimit: z
+      .object({
+        maxFailures: positiveInt.optional(),
+        windowMs: positiveInt.optional(),
+        lockoutMs: positiveInt.optional(),
+        exemptLoopback: z.boolean().optional(),
+        maxKeys: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+    changePollMs: positiveInt.optional(),
+    log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional() }).strict().optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof FileSchema>;
+
+export type AuthConfig =
+  | { readonly mode: "token"; readonly token: string | undefined }
+  | { readonly mode: "password"; readonly password: string }
+  | { readonly mode: "trusted-proxy"; readonly userHeader: string; readonly requiredHeaders: readonly string[]; readonly allowUsers: readonly string[] }
+  | { readonly mode: "none" };
+
+export interface ResolvedConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly stateDir: string;
+  readonly configPath: string | undefined;
+  /** `token` with `undefined`: the token lives in the store (generated on first start). */
+  readonly auth: AuthConfig;
+  readonly trustedProxies: readonly string[];
+  readonly allowedOrigins: readonly string[];
+  readonly silentLocalPairing: { readonly enabled: boolean; readonly roles: readonly Role[]; readonly scopeCeiling: readonly Scope[] };
+  readonly pairingLimits: PairingLimits;
+  readonly limits: TransportLimits;
+  readonly rateLimit: RateLimitOptions;
+  readonly changePollMs: number;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export interface ConfigOverrides {
+  readonly config?: string | undefined;
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
+  readonly stateDir?: string | undefined;
+  readonly authMode?: string | undefined;
+  readonly allowOrigins?: readonly string[] | undefined;
+  readonly trustedProxies?: readonly string[] | undefined;
+  readonly silentLocalPairing?: boolean | undefined;
+  readonly logLevel?: string | undefined;
+}
+
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  return env.GATEWARDEN_STATE_DIR ?? join(homedir(), ".gatewarden");
+}
+
+function readFile(path: string): ConfigFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const parsed = FileSchema.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`invalid config file ${path}: ${summarizeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name} must be a port number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): ResolvedConfig {
+  const stateDir = resolve(flags.stateDir ?? defaultStateDir(env));
+  const explicit = flags.config ?? env.GATEWARDEN_CONFIG;
+  const implicit = join(stateDir, "gatewarden.json");
+  const configPath = explicit ? resolve(explicit) : existsSync(implicit) ? implicit : undefined;
+  if (explicit && !existsSync(resolve(explicit))) throw new ConfigError(`config file not found: ${explicit}`);
+  const file: ConfigFile = configPath ? readFile(configPath) : {};
+
+  const host = flags.host ?? env.GATEWARDEN_HOST ?? file.host ?? "127.0.0.1";
+  const port = flags.port ?? envInt(env, "GATEWARDEN_PORT") ?? file.port ?? 18789;
+  const modeText = flags.authMode ?? env.GATEWARDEN_AUTH_MODE ?? file.auth?.mode ?? (env.GATEWARDEN_PASSWORD ?? file.auth?.password ? "password" : "token");
+  const token = env.GATEWARDEN_TOKEN ?? file.auth?.token;
+  const password = env.GATEWARDEN_PASSWORD ?? file.auth?.password;
+
+  let auth: AuthConfig;
+  switch (modeText) {
+    case "token":
+      if (token !== undefined && token.length < 16) throw new ConfigError("the shared token must be at least 16 characters");
+      auth = { mode: "token", token };
+      break;
+    case "password":
+      if (!password) throw new ConfigError("auth mode password needs a password (GATEWARDEN_PASSWORD or auth.password)");
+      if (password.length < 8) throw new ConfigError("the password must be at least 8 characters");
+      auth = { mode: "password", password };
+      break;
+    case "trusted-proxy": {
+      const tp = file.auth?.trustedProxy;
+      if (!tp) throw new ConfigError("auth mode trusted-proxy needs auth.trustedProxy.userHeader in the config file");
+      auth = {
+        mode: "trusted-proxy",
+        userHeader: tp.userHeader.toLowerCase(),
+        requiredHeaders: (tp.requiredHeaders ?? []).map((h) => h.toLowerCase()),
+        allowUsers: tp.allowUsers ?? [],
+      };
+      break;
+    }
+    case "none":
+      auth = { mode: "none" };
+      break;
+    default:
+      throw new ConfigError(`unknown auth mode ${JSON.stringify(modeText)} (token, password, trusted-proxy or none)`);
+  }
+
+  const trustedProxies = flags.trustedProxies ?? file.trustedProxies ?? [];
+  try {
+    parseCidrs(trustedProxies);
+  } catch {
+    throw new ConfigError(`invalid trusted proxy address or CIDR in ${JSON.stringify(trustedProxies)}`);
+  }
+  if (auth.mode === "trusted-proxy" && trustedProxies.length === 0) {
+    throw new ConfigError("auth mode trusted-proxy needs trustedProxies (the proxies' addresses or CIDRs)");
+  }
+  // An open gateway is acceptable only where nothing but this machine can reach it.
+  if (auth.mode === "none" && !(isLoopback(host) || host === "localhost")) {
+    throw new ConfigError(`auth mode none is only allowed on a loopback address, not ${host}`);
+  }
+
+  let allowedOrigins: string[];
+  try {
+    allowedOrigins = [...(file.allowedOrigins ?? []), ...(flags.allowOrigins ?? [])].map(normalizeAllowedOrigin);
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
+  }
+
+  const silent = file.pairing?.silentLocal;
+  const ceiling = silent?.scopeCeiling ?? [...DEFAULT_SILENT_SCOPE_CEILING];
+  const roles = silent?.roles ?? ["operator", "node"];
+  for (const s of ceiling) {
+    if (!roles.some((r) => validateRequestedScopes([s], r).ok)) throw new ConfigError(`invalid scope in pairing.silentLocal.scopeCeiling: ${s}`);
+  }
+
+  return {
+    host,
+    port,
+    stateDir,
+    configPath,
+    auth,
+    trustedProxies,
+    allowedOrigins,
+    silentLocalPairing: { enabled: flags.silentLocalPairing ?? silent?.enabled ?? false, roles, scopeCeiling: ceiling as Scope[] },
+    pairingLimits: {
+      pendingTtlMs: file.pairing?.pendingTtlMs ?? DEFAULT_PAIRING_LIMITS.pendingTtlMs,
+      maxPendingPerIp: file.pairing?.maxPendingPerIp ?? DEFAULT_PAIRING_LIMITS.maxPendingPerIp,
+      maxPendingTotal: file.pairing?.maxPendingTotal ?? DEFAULT_PAIRING_LIMITS.maxPendingTotal,
+    },
+    limits: { ...DEFAULT_TRANSPORT_LIMITS, ...file.limits },
+    rateLimit: { ...DEFAULT_RATE_LIMIT, ...file.rateLimit },
+    changePollMs: file.changePollMs ?? 250,
+    logLevel: flags.logLevel ?? env.GATEWARDEN_LOG_LEVEL ?? file.log?.level ?? "info",
+  };
+}
+
+export function databasePath(stateDir: string): string {
+  return join(stateDir, "gatewarden.sqlite");
+}
+
+export function identityPath(stateDir: string): string {
+  return join(stateDir, "identity", "gateway.json");
+}

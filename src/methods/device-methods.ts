@@ -1,0 +1,95 @@
+import { z } from "zod";
+import { satisfies } from "../admission/scopes.js";
+import type { Approver } from "../pairing/approver.js";
+import { approvePairing, rejectPairing } from "../pairing/approve.js";
+import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
+import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
+import { invalidRequest } from "../protocol/gateway-error.js";
+import { err, ok, type Result } from "../result.js";
+import type { CallerSession, MethodServices } from "./define-method.js";
+import { defineMethod } from "./registry.js";
+import { pairedToWire, pendingToWire } from "./wire-records.js";
+
+// Pairing and token administration (spec §9.5). Every one needs operator.pairing;
+// the pairing state machine enforces what the approver itself may grant.
+
+const PAIRING = { kind: "scope", scope: "operator.pairing" } as const;
+const id = z.string().min(1).max(256);
+const role = z.string().min(1).max(64).refine(isRole, "unknown role");
+const scopes = z.array(z.string().min(1).max(128).refine(isKnownScope, "unknown scope")).max(64);
+
+export function approverOf(caller: CallerSession): Approver {
+  return { kind: "session", scopes: caller.grant.scopes, credential: caller.grant.credential, deviceId: caller.grant.deviceId };
+}
+
+/** Non-admin sessions admitted by a device token see only their own device. */
+function visibleTo(caller: CallerSession): (deviceId: string) => boolean {
+  if (caller.grant.credential !== "device-token" || satisfies(caller.grant.scopes, "operator.admin")) return () => true;
+  return (deviceId) => deviceId === caller.grant.deviceId;
+}
+
+async function changed<T>(services: MethodServices, result: Promise<Result<T>>): Promise<Result<T>> {
+  const r = await result;
+  if (r.ok) services.storeChanged();
+  return r;
+}
+
+export const devicePairList = defineMethod({
+  name: "device.pair.list",
+  requires: PAIRING,
+  params: z.object({}).strict(),
+  async handler(_p, caller, services) {
+    const now = services.clock.now();
+    const visible = visibleTo(caller);
+    const pending = (await services.store.listPendingRequests()).filter((p) => p.expiresAtMs > now && visible(p.deviceId));
+    const paired = (await services.store.listPairedDevices()).filter((d) => visible(d.deviceId));
+    return ok({ pending: pending.map(pendingToWire), paired: paired.map(pairedToWire) });
+  },
+});
+
+export const devicePairApprove = defineMethod({
+  name: "device.pair.approve",
+  requires: PAIRING,
+  params: z.object({ requestId: id }).strict(),
+  async handler(p, caller, services) {
+    const r = await changed(services, approvePairing(services.store, p.requestId, approverOf(caller), services.clock.now()));
+    return r.ok ? ok({ requestId: r.value.requestId, device: pairedToWire(r.value.device) }) : r;
+  },
+});
+
+export const devicePairReject = defineMethod({
+  name: "device.pair.reject",
+  requires: PAIRING,
+  params: z.object({ requestId: id }).strict(),
+  handler: (p, caller, services) => changed(services, rejectPairing(services.store, p.requestId, approverOf(caller), services.clock.now())),
+});
+
+export const devicePairRemove = defineMethod({
+  name: "device.pair.remove",
+  requires: PAIRING,
+  params: z.object({ deviceId: id }).strict(),
+  handler: (p, caller, services) => changed(services, removeDevice(services.store, p.deviceId, approverOf(caller), services.clock.now())),
+});
+
+export const deviceTokenRotate = defineMethod({
+  name: "device.token.rotate",
+  requires: PAIRING,
+  params: z.object({ deviceId: id, role, scopes: scopes.optional() }).strict(),
+  async handler(p, caller, services) {
+    if (!isRole(p.role)) return err(invalidRequest("INVALID_ROLE", "invalid role"));
+    const params = { deviceId: p.deviceId, role: p.role, ...(p.scopes ? { scopes: p.scopes as Scope[] } : {}) };
+    return changed(services, rotateDeviceToken(services.store, params, approverOf(caller), { nowMs: services.clock.now(), random: services.random }));
+  },
+});
+
+export const deviceTokenRevoke = defineMethod({
+  name: "device.token.revoke",
+  requires: PAIRING,
+  params: z.object({ deviceId: id, role }).strict(),
+  async handler(p, caller, services) {
+    if (!isRole(p.role)) return err(invalidRequest("INVALID_ROLE", "invalid role"));
+    return changed(services, revokeDeviceToken(services.store, { deviceId: p.deviceId, role: p.role }, approverOf(caller), services.clock.now()));
+  },
+});
+
+export const DEVICE_METHODS = [devicePairList, devicePairApprove, devicePairReject, devicePairRemove, deviceTokenRotate, deviceTokenRevoke];

@@ -1,0 +1,303 @@
+import type { WebSocket } from "ws";
+import { claimsFromConnect, type Claims } from "../admission/claims.js";
+import { isBackendSecret } from "../admission/credentials/backend-credential.js";
+import { decideAdmission, type AdmissionFacts, type Decision } from "../admission/decide.js";
+import type { PeerEvidence } from "../admission/locality.js";
+import { nonBlank, type PresentedSecrets } from "../admission/presented.js";
+import { secretDigestHex } from "../admission/secret-digest.js";
+import { pairingRequiredError } from "../admission/auth-errors.js";
+import { authorize } from "../methods/authorize.js";
+import type { CallerSession, PresenceEntry } from "../methods/define-method.js";
+import { approveSilently } from "../pairing/approve.js";
+import { issueDeviceToken, type IssuedToken } from "../pairing/device-tokens.js";
+import { requestPairing } from "../pairing/request-pairing.js";
+import { CloseCode } from "../protocol/close-codes.js";
+import { ConnectParamsSchema, ReqFrameSchema, parseJson, summarizeIssues, type ConnectParams } from "../protocol/frames.js";
+import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
+import { auditAdmission } from "./audit.js";
+import { frameText, raiseMaxPayload, rejectAndClose, sendRes } from "./frame-io.js";
+import type { GatewayRuntime } from "./runtime.js";
+import type { Session } from "./session-registry.js";
+
+type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
+
+const UNAUTHORIZED_STREAK_LIMIT = 10;
+
+/**
+ * One socket: the handshake state machine, then the request router. It only
+ * gathers facts and carries out decisions; `decideAdmission` decides.
+ */
+export class Connection {
+  private state: State = "awaiting-connect";
+  private readonly nonce: string;
+  private readonly timer: NodeJS.Timeout;
+  private session: Session | undefined;
+
+  constructor(
+    private readonly rt: GatewayRuntime,
+    private readonly ws: WebSocket,
+    private readonly connId: string,
+    private readonly peer: PeerEvidence,
+    private readonly limiterKey: string,
+    private readonly onPreauthEnd: () => void,
+  ) {
+    this.nonce = rt.random.uuid();
+    this.timer = setTimeout(() => this.handshakeTimeout(), rt.limits.handshakeTimeoutMs);
+    this.timer.unref();
+    ws.on("message", (data, isBinary) => void this.onMessage(data as Buffer, isBinary));
+    ws.on("close", () => this.onClose());
+    ws.on("error", () => undefined); // 'close' follows; ws already closed with the right code
+    ws.send(JSON.stringify({ type: "event", event: "connect.challenge", payload: { nonce: this.nonce, ts: rt.clock.now() } }));
+  }
+
+  private handshakeTimeout(): void {
+    if (this.state !== "awaiting-connect" && this.state !== "connecting") return;
+    this.rt.logger.info({ connId: this.connId, peer: this.peer.remoteAddress, event: "handshake-timeout" }, "handshake timeout");
+    this.ws.close(CloseCode.normal);
+  }
+
+  private onClose(): void {
+    clearTimeout(this.timer);
+    const wasPreauth = this.state !== "admitted" && this.state !== "closed";
+    if (this.session) this.rt.sessions.remove(this.connId);
+    this.state = "closed";
+    if (wasPreauth) this.onPreauthEnd();
+    this.rt.connectionClosed(this.peer.clientIp);
+  }
+
+  private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+    if (this.state === "closed") return;
+    const text = frameText(data, isBinary);
+    if (this.state === "admitted") return this.onRequest(text);
+    if (this.state === "connecting") {
+      this.ws.close(CloseCode.policyViolation, "handshake in progress");
+      return;
+    }
+    const parsed = text === undefined ? undefined : parseJson(text);
+    if (!parsed?.ok) return this.rejectFrame(text === undefined ? "binary frame" : "malformed json");
+    const frame = ReqFrameSchema.safeParse(parsed.value);
+    if (!frame.success) return this.rejectFrame("invalid request frame");
+    const { id, method, params } = frame.data;
+    if (method !== "connect") {
+      const error = handshakeRejection("INVALID_REQUEST", "HANDSHAKE_REQUIRED", "invalid handshake: first request must be connect");
+      this.audit(undefined, { kind: "reject", stage: "frame", code: error.detailCode });
+      return rejectAndClose(this.ws, id, error);
+    }
+    const connect = ConnectParamsSchema.safeParse(params);
+    if (!connect.success) {
+      const error = handshakeRejection("INVALID_REQUEST", "INVALID_PARAMS", `invalid connect params: ${summarizeIssues(connect.error)}`);
+      this.audit(undefined, { kind: "reject", stage: "frame", code: error.detailCode });
+      return rejectAndClose(this.ws, id, error);
+    }
+    this.state = "connecting";
+    try {
+      await this.handshake(id, connect.data);
+    } catch (e) {
+      this.rt.logger.error({ connId: this.connId, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
+      rejectAndClose(this.ws, id, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
+    }
+  }
+
+  private rejectFrame(note: string): void {
+    this.audit(undefined, { kind: "reject", stage: "frame", code: "INVALID_FRAME" }, note);
+    this.ws.close(CloseCode.policyViolation, "invalid request frame");
+  }
+
+  private audit(claims: Claims | undefined, decision: Parameters<typeof auditAdmission>[1]["decision"], note?: string, requestId?: string): void {
+    auditAdmission(this.rt.logger, {
+      connId: this.connId,
+      peer: this.peer,
+      claims,
+      decision,
+      ...(note ? { note } : {}),
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  private get open(): boolean {
+    return this.state === "connecting" && this.ws.readyState === this.ws.OPEN;
+  }
+
+  private async gatherFacts(claims: Claims, presented: PresentedSecrets): Promise<AdmissionFacts> {
+    const { store } = this.rt;
+    const token = nonBlank(presented.token);
+    const bootstrap = nonBlank(presented.bootstrapToken);
+    const [pairedDevice, backend, bootstrapRecord] = await Promise.all([
+      claims.device ? store.getPairedDevice(claims.device.id) : undefined,
+      isBackendSecret(token) ? store.getBackendBySecretHash(secretDigestHex(token)) : undefined,
+      bootstrap !== undefined && claims.device ? store.getBootstrapByTokenHash(secretDigestHex(bootstrap)) : undefined,
+    ]);
+    const locked = this.rt.limiter.lockedFor(this.limiterKey);
+    return {
+      nowMs: this.rt.clock.now(),
+      challengeNonce: this.nonce,
+      peer: this.peer,
+      lockout: locked === undefined || this.rt.limiterExempt(this.peer) ? undefined : { retryAfterMs: locked },
+      pairedDevice,
+      backend,
+      bootstrap: bootstrapRecord,
+      parseKey: this.rt.parseKey,
+    };
+  }
+
+  private async handshake(reqId: string, params: ConnectParams): Promise<void> {
+    const claims = claimsFromConnect(params);
+    const presented: PresentedSecrets = params.auth ?? {};
+    const facts = await this.gatherFacts(claims, presented);
+    if (!this.open) return;
+    const decision = decideAdmission({ claims, presented, facts, policy: this.rt.policy() });
+
+    if (decision.kind === "reject") {
+      if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.limiter.recordFailure(this.limiterKey);
+      this.audit(claims, decision);
+      return rejectAndClose(this.ws, reqId, decision.error);
+    }
+
+    if (decision.kind === "pairing-required") {
+      const created = await requestPairing(this.rt.store, decision.request, {
+        limits: this.rt.pairingLimits,
+        nowMs: this.rt.clock.now(),
+        random: this.rt.random,
+      });
+      if (!created.ok) {
+        this.audit(claims, { kind: "reject", stage: "pairing", code: created.error.detailCode });
+        return rejectAndClose(this.ws, reqId, created.error);
+      }
+      this.rt.storeChanged();
+      const { request } = created.value;
+      this.audit(claims, decision, undefined, request.requestId);
+      return rejectAndClose(
+        this.ws,
+        reqId,
+        pairingRequiredError({
+          reason: decision.request.reason,
+          requestId: request.requestId,
+          deviceId: request.deviceId,
+          requestedRole: decision.request.role,
+          requestedScopes: decision.request.scopes,
+          ...(decision.approved ? { approved: decision.approved } : {}),
+        }),
+      );
+    }
+
+    await this.admit(reqId, claims, presented, decision);
+  }
+
+  private async admit(reqId: string, claims: Claims, presented: PresentedSecrets, decision: Extract<Decision, { kind: "admit" }>): Promise<void> {
+    const { rt } = this;
+    if (decision.silentApproval) {
+      const bootstrap = nonBlank(presented.bootstrapToken);
+      const via =
+        decision.silentApproval.via === "bootstrap" && bootstrap !== undefined
+          ? ({ kind: "bootstrap", tokenHash: secretDigestHex(bootstrap) } as const)
+          : ({ kind: "local-policy" } as const);
+      const approved = await approveSilently(rt.store, decision.silentApproval.request, via, { nowMs: rt.clock.now(), requestId: rt.random.uuid() });
+      if (!approved.ok) {
+        this.audit(claims, { kind: "reject", stage: "pairing", code: approved.error.detailCode }, "silent approval failed");
+        return rejectAndClose(this.ws, reqId, handshakeRejection("INVALID_REQUEST", approved.error.detailCode, approved.error.message));
+      }
+      rt.storeChanged();
+    }
+    let issued: IssuedToken | undefined;
+    if (decision.issueToken) {
+      const r = await issueDeviceToken(rt.store, decision.issueToken.deviceId, decision.issueToken.role, decision.issueToken.scopes, {
+        nowMs: rt.clock.now(),
+        random: rt.random,
+      });
+      if (r.ok) issued = r.value;
+    }
+    if (!this.open) return;
+    rt.limiter.reset(this.limiterKey);
+
+    const { grant } = decision;
+    const presence: PresenceEntry | undefined =
+      claims.clientMode === "cli"
+        ? undefined
+        : {
+            ts: rt.clock.now(),
+            reason: "connect",
+            mode: claims.clientMode,
+            version: claims.version,
+            platform: claims.platform,
+            ...(claims.deviceFamily ? { deviceFamily: claims.deviceFamily } : {}),
+            ...(claims.modelIdentifier ? { modelIdentifier: claims.modelIdentifier } : {}),
+            ...(claims.displayName ? { host: claims.displayName } : {}),
+            ...(this.peer.locality === "direct_local" ? {} : { ip: this.peer.clientIp }),
+            ...(grant.deviceId ? { deviceId: grant.deviceId } : {}),
+            roles: [grant.role],
+            scopes: [...grant.scopes],
+            instanceId: claims.instanceId ?? this.connId,
+          };
+    const session: Session = {
+      connId: this.connId,
+      ws: this.ws,
+      grant,
+      clientId: claims.clientId,
+      clientMode: claims.clientMode,
+      clientIp: this.peer.clientIp,
+      presence,
+      seq: 0,
+      inflight: 0,
+      unauthorizedStreak: 0,
+    };
+    clearTimeout(this.timer);
+    this.state = "admitted";
+    this.session = session;
+    this.onPreauthEnd();
+    raiseMaxPayload(this.ws, rt.limits.maxPayloadBytes);
+    const hello = rt.helloOk({ protocol: decision.protocol, connId: this.connId, grant, issued });
+    sendRes(this.ws, reqId, { ok: true, payload: hello });
+    rt.sessions.add(session);
+    this.audit(claims, decision, issued ? "device token issued" : undefined);
+  }
+
+  private async onRequest(text: string | undefined): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    const { rt } = this;
+    if (text === undefined) return sendRes(this.ws, "invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: binary frames are not supported") });
+    const parsed = parseJson(text);
+    if (!parsed.ok) return sendRes(this.ws, "invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: malformed JSON") });
+    const frame = ReqFrameSchema.safeParse(parsed.value);
+    if (!frame.success) {
+      const raw = parsed.value as { id?: unknown } | null;
+      const id = raw && typeof raw === "object" && typeof raw.id === "string" && raw.id.length <= 128 && raw.id.length > 0 ? raw.id : "invalid";
+      return sendRes(this.ws, id, { ok: false, error: invalidRequest("INVALID_FRAME", `invalid request frame: ${summarizeIssues(frame.error)}`) });
+    }
+    const { id, method, params } = frame.data;
+    if (method === "connect") {
+      return sendRes(this.ws, id, { ok: false, error: invalidRequest("ALREADY_CONNECTED", "connect is only valid as the first request") });
+    }
+    if (session.inflight >= rt.limits.maxInflightPerSession) {
+      return sendRes(this.ws, id, {
+        ok: false,
+        error: new GatewayError({ code: "UNAVAILABLE", detailCode: "TOO_MANY_PENDING_REQUESTS", message: "too many requests in flight", retryable: true, retryAfterMs: 100 }),
+      });
+    }
+    const denied = authorize(session.grant, rt.methods.requirementFor(method));
+    if (denied) {
+      session.unauthorizedStreak++;
+      sendRes(this.ws, id, { ok: false, error: denied });
+      rt.logger.info({ connId: this.connId, method: method.slice(0, 128), code: denied.detailCode, event: "method-denied" }, "method denied");
+      if (session.unauthorizedStreak > UNAUTHORIZED_STREAK_LIMIT) {
+        rt.sessions.remove(this.connId);
+        this.ws.close(CloseCode.policyViolation, "repeated unauthorized calls");
+      }
+      return;
+    }
+    session.unauthorizedStreak = 0;
+    const handler = rt.methods.get(method);
+    if (!handler) return sendRes(this.ws, id, { ok: false, error: invalidRequest("UNKNOWN_METHOD", `unknown method: ${method.slice(0, 128)}`) });
+    const caller: CallerSession = { connId: this.connId, grant: session.grant, clientId: session.clientId, clientMode: session.clientMode };
+    session.inflight++;
+    try {
+      const result = await handler.call(params, caller, rt.services);
+      sendRes(this.ws, id, result.ok ? { ok: true, payload: result.value } : { ok: false, error: result.error });
+    } catch (e) {
+      rt.logger.error({ connId: this.connId, method, err: e instanceof Error ? e.message : String(e) }, "method failed");
+      sendRes(this.ws, id, { ok: false, error: new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error" }) });
+    } finally {
+      session.inflight--;
+    }
+  }
+}

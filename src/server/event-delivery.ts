@@ -1,0 +1,18 @@
+import type { Grant } from "../admission/grant.js";
+import { satisfies } from "../admission/scopes.js";
+
+// Who receives which broadcast event (spec §12.2). Fail closed: an event not
+// listed here reaches nobody.
+
+const EVERYONE = new Set(["tick", "presence", "health", "heartbeat", "shutdown", "update.available"]);
+const PAIRING = new Set(["device.pair.requested", "device.pair.resolved", "node.pair.requested", "node.pair.resolved"]);
+
+export function mayReceive(grant: Grant, event: string): boolean {
+  if (EVERYONE.has(event)) return true;
+  if (grant.role !== "operator") return false;
+  if (PAIRING.has(event)) return satisfies(grant.scopes, "operator.pairing");
+  return false;
+}
+
+/** The events this gateway emits, for hello-ok.features.events. */
+export const GATEWAY_EVENTS = ["connect.challenge", "tick", "presence", "health", "shutdown", "device.pair.requested", "device.pair.resolved"];

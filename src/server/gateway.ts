@@ -1,0 +1,332 @@
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import type { AddressInfo } from "node:net";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { AdmissionPolicy } from "../admission/policy.js";
+import { resolvePeer, type PeerEvidence } from "../admission/locality.js";
+import { satisfies } from "../admission/scopes.js";
+import { secretDigest } from "../admission/secret-digest.js";
+import type { Grant } from "../admission/grant.js";
+import type { Clock, Random } from "../clock.js";
+import type { GatewayIdentity, MethodServices, RegisteredMethod } from "../methods/define-method.js";
+import { DEVICE_METHODS } from "../methods/device-methods.js";
+import { MethodRegistry } from "../methods/registry.js";
+import { SYSTEM_METHODS } from "../methods/system-methods.js";
+import { pendingToWire } from "../methods/wire-records.js";
+import type { IssuedToken } from "../pairing/device-tokens.js";
+import type { PairingLimits } from "../pairing/limits.js";
+import { CloseCode } from "../protocol/close-codes.js";
+import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../store/store.js";
+import { Connection } from "./connection.js";
+import { GATEWAY_EVENTS } from "./event-delivery.js";
+import { FailedAuthLimiter } from "./failed-auth-limiter.js";
+import { KeyedCounter } from "./ip-budget.js";
+import { createKeyCache } from "./key-cache.js";
+import type { RateLimitOptions, TransportLimits } from "./limits.js";
+import type { Logger } from "./logger.js";
+import { rawPeerFacts } from "./peer-facts.js";
+import type { GatewayRuntime } from "./runtime.js";
+import { SessionRegistry } from "./session-registry.js";
+
+export interface GatewayOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly store: Store;
+  readonly policy: AdmissionPolicy;
+  /** Where the shared token's digest lives: the store (rotatable) or the config (fixed). */
+  readonly sharedTokenSource: "store" | "config" | "none";
+  readonly limits: TransportLimits;
+  readonly rateLimit: RateLimitOptions;
+  readonly pairingLimits: PairingLimits;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly identity: GatewayIdentity;
+  readonly version: string;
+  /** How often the store's change log is tailed (changes by other processes, e.g. the CLI). */
+  readonly changePollMs: number;
+  /** Extra methods (see docs/methods.md). */
+  readonly methods?: readonly RegisteredMethod[];
+  /** Shown to admin sessions in the hello snapshot. */
+  readonly stateDir?: string;
+}
+
+const HOUSEKEEPING_MS = 30_000;
+const CHANGE_RETENTION_MS = 10 * 60_000;
+
+/** The gateway: HTTP upgrade, budgets, connections, the change feed and timers. */
+export class Gateway implements GatewayRuntime {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly limits: TransportLimits;
+  readonly pairingLimits: PairingLimits;
+  readonly limiter: FailedAuthLimiter;
+  readonly sessions: SessionRegistry;
+  readonly methods = new MethodRegistry();
+  readonly services: MethodServices;
+  readonly parseKey = createKeyCache();
+
+  private currentPolicy: AdmissionPolicy;
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly preauthPerIp: KeyedCounter;
+  private readonly connectionsPerIp: KeyedCounter;
+  private openConnections = 0;
+  private lastChangeId = 0;
+  private changesRunning = false;
+  private changesAgain = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly startedAtMs: number;
+  private stopping = false;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.random = options.random;
+    this.logger = options.logger;
+    this.limits = options.limits;
+    this.pairingLimits = options.pairingLimits;
+    this.currentPolicy = options.policy;
+    this.limiter = new FailedAuthLimiter(options.rateLimit, options.clock);
+    this.sessions = new SessionRegistry(options.limits.maxBufferedBytes);
+    this.preauthPerIp = new KeyedCounter(options.limits.maxPreauthPerIp);
+    this.connectionsPerIp = new KeyedCounter(options.limits.maxConnectionsPerIp);
+    this.startedAtMs = options.clock.now();
+    for (const m of [...SYSTEM_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
+    const sessions = this.sessions;
+    this.services = {
+      store: options.store,
+      clock: options.clock,
+      random: options.random,
+      pairingLimits: options.pairingLimits,
+      identity: options.identity,
+      version: options.version,
+      startedAtMs: this.startedAtMs,
+      authMode: options.policy.auth.mode,
+      presence: () => sessions.presence(),
+      sessionCounts: () => sessions.counts(),
+      storeChanged: () => this.storeChanged(),
+    };
+    this.http = createServer((req, res) => {
+      if (req.url === "/healthz") {
+        res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+        return;
+      }
+      res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" }).end("gatewarden: connect with a WebSocket client\n");
+    });
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 15_000;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.limits.maxPreauthPayloadBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.http.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
+  }
+
+  policy(): AdmissionPolicy {
+    return this.currentPolicy;
+  }
+
+  limiterExempt(peer: PeerEvidence): boolean {
+    return this.options.rateLimit.exemptLoopback && peer.locality === "direct_local";
+  }
+
+  async listen(): Promise<AddressInfo> {
+    this.lastChangeId = await this.store.latestChangeId();
+    await new Promise<void>((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off("error", reject);
+        resolve();
+      });
+    });
+    this.every(this.limits.tickIntervalMs, () => this.sessions.broadcast("tick", { ts: this.clock.now() }));
+    this.every(this.options.changePollMs, () => this.storeChanged());
+    this.every(HOUSEKEEPING_MS, () => void this.housekeeping());
+    return this.address();
+  }
+
+  address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private reject503(socket: Duplex, message: string): void {
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => undefined);
+    if (this.stopping) return this.reject503(socket, "Gateway stopping");
+    const policy = this.currentPolicy;
+    const proxyHeaderNames = policy.auth.mode === "trusted-proxy" ? [policy.auth.userHeader, ...policy.auth.requiredHeaders] : [];
+    const peer = resolvePeer(rawPeerFacts(req, proxyHeaderNames), policy.trustedProxies);
+    const ip = peer.clientIp;
+    if (this.openConnections >= this.limits.maxConnections) return this.reject503(socket, "Too many connections");
+    if (!this.connectionsPerIp.tryAcquire(ip)) return this.reject503(socket, "Too many connections from this address");
+    if (!this.preauthPerIp.tryAcquire(ip)) {
+      this.connectionsPerIp.release(ip);
+      return this.reject503(socket, "Too many unauthenticated sockets");
+    }
+    this.openConnections++;
+    let accepted = false;
+    let preauthHeld = true;
+    const releasePreauth = () => {
+      if (!preauthHeld) return;
+      preauthHeld = false;
+      this.preauthPerIp.release(ip);
+    };
+    // If the upgrade itself fails, `ws` never calls back: release on close.
+    socket.once("close", () => {
+      if (accepted) return;
+      releasePreauth();
+      this.connectionClosed(ip);
+    });
+    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      accepted = true;
+      const connId = this.random.uuid();
+      const origin = peer.origin?.trim().toLowerCase();
+      const limiterKey = origin && peer.locality === "direct_local" ? `origin:${origin.slice(0, 256)}` : `ip:${ip}`;
+      new Connection(this, ws, connId, peer, limiterKey, releasePreauth);
+    });
+  }
+
+  connectionClosed(clientIp: string): void {
+    this.openConnections--;
+    this.connectionsPerIp.release(clientIp);
+  }
+
+  helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown> {
+    const { grant, issued } = input;
+    const admin = satisfies(grant.scopes, "operator.admin");
+    return {
+      type: "hello-ok",
+      protocol: input.protocol,
+      server: { version: this.options.version, connId: input.connId },
+      features: { methods: this.methods.names(), events: GATEWAY_EVENTS },
+      snapshot: {
+        presence: this.sessions.presence(),
+        health: {},
+        stateVersion: this.sessions.stateVersion,
+        uptimeMs: this.clock.now() - this.startedAtMs,
+        ...(admin ? { authMode: this.currentPolicy.auth.mode, ...(this.options.stateDir ? { stateDir: this.options.stateDir } : {}) } : {}),
+      },
+      auth: {
+        role: grant.role,
+        // Always the session's effective scopes, never a token's (spec §10.3 quirk fixed).
+        scopes: [...grant.scopes],
+        method: grant.authMethod,
+        ...(issued ? { deviceToken: issued.token, issuedAtMs: issued.issuedAtMs } : {}),
+      },
+      policy: {
+        maxPayload: this.limits.maxPayloadBytes,
+        maxBufferedBytes: this.limits.maxBufferedBytes,
+        tickIntervalMs: this.limits.tickIntervalMs,
+      },
+    };
+  }
+
+  /** React to store changes now (coalesced; one pass at a time). */
+  storeChanged(): void {
+    if (this.changesRunning) {
+      this.changesAgain = true;
+      return;
+    }
+    this.changesRunning = true;
+    void this.drainChanges().finally(() => {
+      this.changesRunning = false;
+      if (this.changesAgain) {
+        this.changesAgain = false;
+        this.storeChanged();
+      }
+    });
+  }
+
+  private async drainChanges(): Promise<void> {
+    try {
+      for (;;) {
+        const batch = await this.store.changesSince(this.lastChangeId, 500);
+        for (const change of batch) {
+          this.lastChangeId = change.id;
+          await this.applyChange(change);
+        }
+        if (batch.length < 500) return;
+      }
+    } catch (e) {
+      this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "change feed failed");
+    }
+  }
+
+  private async applyChange(change: ChangeRecord): Promise<void> {
+    switch (change.kind) {
+      case "pairing.requested":
+        this.sessions.broadcast("device.pair.requested", pendingToWire(change.request));
+        return;
+      case "pairing.resolved":
+        if (change.decision === "expired") return;
+        this.sessions.broadcast("device.pair.resolved", { requestId: change.requestId, deviceId: change.deviceId, decision: change.decision, ts: change.ts });
+        return;
+      case "device.removed":
+        this.closeSessions((s) => s.deviceId === change.deviceId, "device removed");
+        return;
+      case "device.token.changed":
+        this.closeSessions((s) => s.deviceId === change.deviceId && s.role === change.role, "device removed");
+        return;
+      case "backend.revoked":
+        this.closeSessions((s) => s.backendId === change.backendId, "backend revoked");
+        return;
+      case "shared-secret.rotated": {
+        if (this.options.sharedTokenSource !== "store" || this.currentPolicy.auth.mode !== "token") return;
+        const hex = await this.store.getSetting(SETTING_SHARED_TOKEN_HASH);
+        if (!hex) return;
+        this.currentPolicy = { ...this.currentPolicy, auth: { mode: "token", tokenDigest: Buffer.from(hex, "hex") } };
+        this.closeSessions((s) => s.credential === "shared-secret", "gateway auth changed");
+        return;
+      }
+    }
+  }
+
+  private closeSessions(match: (g: Grant) => boolean, reason: string): void {
+    const n = this.sessions.closeWhere((s) => match(s.grant), CloseCode.authChanged, reason);
+    if (n > 0) this.logger.info({ event: "sessions-closed", reason, count: n }, "closed sessions");
+  }
+
+  private async housekeeping(): Promise<void> {
+    const now = this.clock.now();
+    try {
+      await this.store.transact(async (tx) => {
+        await tx.deleteExpiredPending(now);
+        await tx.deleteStaleBootstrap(now);
+        await tx.pruneChanges(now - CHANGE_RETENTION_MS);
+      });
+    } catch (e) {
+      this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "housekeeping failed");
+    }
+  }
+
+  /** Tell clients, close every socket, stop listening. The store stays open (its owner closes it). */
+  async close(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.sessions.broadcast("shutdown", { reason: "gateway stopping" });
+    for (const s of [...this.sessions.all()]) s.ws.close(1001, "gateway stopping");
+    await new Promise<void>((resolve) => {
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+  }
+}
+
+/** The digest the token policy compares against. */
+export function tokenDigestOf(token: string): Buffer {
+  return secretDigest(token);
+}

@@ -1,0 +1,34 @@
+import type { AdmissionPolicy } from "../admission/policy.js";
+import type { Grant } from "../admission/grant.js";
+import type { PeerEvidence } from "../admission/locality.js";
+import type { Clock, Random } from "../clock.js";
+import type { ParsedPublicKey } from "../identity/device-key.js";
+import type { MethodServices } from "../methods/define-method.js";
+import type { MethodRegistry } from "../methods/registry.js";
+import type { IssuedToken } from "../pairing/device-tokens.js";
+import type { PairingLimits } from "../pairing/limits.js";
+import type { Store } from "../store/store.js";
+import type { FailedAuthLimiter } from "./failed-auth-limiter.js";
+import type { TransportLimits } from "./limits.js";
+import type { Logger } from "./logger.js";
+import type { SessionRegistry } from "./session-registry.js";
+
+/** What a connection needs from the gateway that owns it. */
+export interface GatewayRuntime {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly limits: TransportLimits;
+  readonly pairingLimits: PairingLimits;
+  readonly limiter: FailedAuthLimiter;
+  readonly sessions: SessionRegistry;
+  readonly methods: MethodRegistry;
+  readonly services: MethodServices;
+  readonly parseKey: (text: string) => ParsedPublicKey | undefined;
+  policy(): AdmissionPolicy;
+  limiterExempt(peer: PeerEvidence): boolean;
+  storeChanged(): void;
+  helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown>;
+  connectionClosed(clientIp: string): void;
+}

@@ -1,0 +1,100 @@
+import type { WebSocket } from "ws";
+import type { Grant } from "../admission/grant.js";
+import type { PresenceEntry } from "../methods/define-method.js";
+import type { ClientId, ClientMode } from "../protocol/enums.js";
+import type { EventFrame } from "../protocol/frames.js";
+import { mayReceive } from "./event-delivery.js";
+
+export interface Session {
+  readonly connId: string;
+  readonly ws: WebSocket;
+  readonly grant: Grant;
+  readonly clientId: ClientId;
+  readonly clientMode: ClientMode;
+  readonly clientIp: string;
+  readonly presence: PresenceEntry | undefined;
+  seq: number;
+  inflight: number;
+  unauthorizedStreak: number;
+}
+
+/**
+ * The admitted sessions, indexed for the closes that revocation needs.
+ * Broadcasts check each receiver's grant and drop slow consumers.
+ */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, Session>();
+  private presenceVersion = 0;
+
+  constructor(private readonly maxBufferedBytes: number) {}
+
+  add(session: Session): void {
+    this.sessions.set(session.connId, session);
+    if (session.presence) this.presenceChanged();
+  }
+
+  remove(connId: string): void {
+    const s = this.sessions.get(connId);
+    if (!s) return;
+    this.sessions.delete(connId);
+    if (s.presence) this.presenceChanged();
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  all(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+
+  counts(): { total: number; operator: number; node: number } {
+    let operator = 0;
+    for (const s of this.sessions.values()) if (s.grant.role === "operator") operator++;
+    return { total: this.sessions.size, operator, node: this.sessions.size - operator };
+  }
+
+  presence(): PresenceEntry[] {
+    const out: PresenceEntry[] = [];
+    for (const s of this.sessions.values()) if (s.presence) out.push(s.presence);
+    return out;
+  }
+
+  get stateVersion(): { presence: number; health: number } {
+    return { presence: this.presenceVersion, health: 0 };
+  }
+
+  /** Close every session matching `match`; returns how many. */
+  closeWhere(match: (s: Session) => boolean, code: number, reason: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) {
+      if (!match(s)) continue;
+      this.remove(s.connId);
+      s.ws.close(code, reason);
+      n++;
+    }
+    return n;
+  }
+
+  broadcast(event: string, payload: unknown): void {
+    for (const s of this.sessions.values()) {
+      if (!mayReceive(s.grant, event)) continue;
+      this.sendEvent(s, { type: "event", event, payload, seq: ++s.seq, stateVersion: this.stateVersion });
+    }
+  }
+
+  sendEvent(s: Session, frame: EventFrame): void {
+    if (s.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.remove(s.connId);
+      s.ws.close(1008, "slow consumer");
+      return;
+    }
+    s.ws.send(JSON.stringify(frame));
+  }
+
+  private presenceChanged(): void {
+    this.presenceVersion++;
+    const presence = this.presence();
+    this.broadcast("presence", { presence });
+  }
+}

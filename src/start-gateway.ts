@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { parseCidrs } from "./admission/locality.js";
+import type { AdmissionPolicy, AuthPolicy } from "./admission/policy.js";
+import { secretDigest } from "./admission/secret-digest.js";
+import { systemClock, systemRandom, type Clock, type Random } from "./clock.js";
+import { databasePath, identityPath, type ResolvedConfig } from "./config.js";
+import { DEVICE_SIGNATURE_SKEW_MS } from "./identity/verify-device-proof.js";
+import type { RegisteredMethod } from "./methods/define-method.js";
+import { ensureSharedToken } from "./pairing/shared-token.js";
+import { Gateway } from "./server/gateway.js";
+import { loadOrCreateIdentity } from "./server/gateway-identity.js";
+import type { Logger } from "./server/logger.js";
+import { openSqliteStore } from "./store/sqlite-store.js";
+import type { Store } from "./store/store.js";
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export interface RunningGateway {
+  readonly gateway: Gateway;
+  readonly store: Store;
+  readonly address: AddressInfo;
+  /** The shared token, when this start generated it: shown once, never again. */
+  readonly generatedToken: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Open the state, build the policy from config, listen. */
+export async function startGateway(
+  config: ResolvedConfig,
+  deps: { logger: Logger; clock?: Clock; random?: Random; store?: Store; methods?: readonly RegisteredMethod[] },
+): Promise<RunningGateway> {
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? systemRandom;
+  const store = deps.store ?? openSqliteStore({ path: databasePath(config.stateDir) });
+  try {
+    let generatedToken: string | undefined;
+    let auth: AuthPolicy;
+    let sharedTokenSource: "store" | "config" | "none" = "none";
+    switch (config.auth.mode) {
+      case "token":
+        if (config.auth.token !== undefined) {
+          auth = { mode: "token", tokenDigest: secretDigest(config.auth.token) };
+          sharedTokenSource = "config";
+        } else {
+          const ensured = await ensureSharedToken(store, { nowMs: clock.now(), random });
+          generatedToken = ensured.generated;
+          auth = { mode: "token", tokenDigest: Buffer.from(ensured.digestHex, "hex") };
+          sharedTokenSource = "store";
+        }
+        break;
+      case "password":
+        auth = { mode: "password", passwordDigest: secretDigest(config.auth.password) };
+        sharedTokenSource = "config";
+        break;
+      case "trusted-proxy":
+        auth = { mode: "trusted-proxy", userHeader: config.auth.userHeader, requiredHeaders: config.auth.requiredHeaders, allowUsers: config.auth.allowUsers };
+        break;
+      case "none":
+        auth = { mode: "none" };
+        break;
+    }
+    const policy: AdmissionPolicy = {
+      auth,
+      trustedProxies: parseCidrs(config.trustedProxies),
+      allowedOrigins: config.allowedOrigins,
+      silentLocalPairing: config.silentLocalPairing,
+      signatureSkewMs: DEVICE_SIGNATURE_SKEW_MS,
+    };
+    const gateway = new Gateway({
+      host: config.host,
+      port: config.port,
+      store,
+      policy,
+      sharedTokenSource,
+      limits: config.limits,
+      rateLimit: config.rateLimit,
+      pairingLimits: config.pairingLimits,
+      logger: deps.logger,
+      clock,
+      random,
+      identity: loadOrCreateIdentity(identityPath(config.stateDir), clock.now()),
+      version: packageVersion(),
+      changePollMs: config.changePollMs,
+      stateDir: config.stateDir,
+      ...(deps.methods ? { methods: deps.methods } : {}),
+    });
+    const address = await gateway.listen();
+    return {
+      gateway,
+      store,
+      address,
+      generatedToken,
+      async stop() {
+        await gateway.close();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    if (!deps.store) await store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,809 @@
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, realpathSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { systemClock } from "../clock.js";
+import type { PairingReason } from "../protocol/error-codes.js";
+import type { Role, Scope } from "../protocol/enums.js";
+import { StoreConflictError } from "./errors.js";
+import { assertTokenRolesMatch } from "./invariants.js";
+import { AsyncMutex } from "./mutex.js";
+import type {
+  BackendRecord,
+  BootstrapRecord,
+  DeviceMetadata,
+  DeviceTokenRecord,
+  PairedDeviceRecord,
+  PendingRequestRecord,
+} from "./records.js";
+import type { ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter } from "./store.js";
+
+export interface SqliteStoreOptions {
+  /** Database file; its directory is created (mode 0700) when missing. */
+  readonly path: string;
+  /** How long to wait for another connection's lock before failing with SQLITE_BUSY. */
+  readonly busyTimeoutMs?: number;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+
+// ---------------------------------------------------------------------------
+// Schema
+
+interface Migration {
+  readonly version: number;
+  readonly sql: string;
+}
+
+const METADATA_COLUMNS = `
+  display_name TEXT,
+  platform TEXT,
+  device_family TEXT,
+  client_id TEXT,
+  client_mode TEXT,
+  remote_ip TEXT`;
+
+/**
+ * Ordered, append-only: a released migration is never edited, only followed
+ * by a new one, because databases in the field have already applied it.
+ * JSON columns hold arrays written only by this module.
+ */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE paired_devices (
+        device_id TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,${METADATA_COLUMNS},
+        roles TEXT NOT NULL,
+        approved_scopes TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        approved_at_ms INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE device_tokens (
+        device_id TEXT NOT NULL REFERENCES paired_devices (device_id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        rotated_at_ms INTEGER,
+        revoked_at_ms INTEGER,
+        last_used_at_ms INTEGER,
+        PRIMARY KEY (device_id, role)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE pending_requests (
+        request_id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        role TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        is_repair INTEGER NOT NULL CHECK (is_repair IN (0, 1)),
+        requester_ip TEXT NOT NULL,${METADATA_COLUMNS},
+        ts INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX pending_requests_device_id ON pending_requests (device_id);
+      CREATE INDEX pending_requests_requester_ip ON pending_requests (requester_ip);
+      CREATE INDEX pending_requests_expires_at_ms ON pending_requests (expires_at_ms);
+
+      CREATE TABLE backends (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER,
+        last_used_at_ms INTEGER
+      ) STRICT;
+
+      CREATE TABLE bootstrap_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        roles TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        consumed_at_ms INTEGER,
+        consumed_by_device_id TEXT
+      ) STRICT;
+
+      CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT;
+
+      -- AUTOINCREMENT so ids are never reused after pruning: a tailer's cursor stays valid.
+      CREATE TABLE changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX changes_ts ON changes (ts);
+    `,
+  },
+];
+
+/** The schema version this build creates and understands. */
+export const SQLITE_SCHEMA_VERSION: number = MIGRATIONS.at(-1)?.version ?? 0;
+
+/**
+ * Brings the schema up to SQLITE_SCHEMA_VERSION. BEGIN IMMEDIATE makes a
+ * server and a CLI opening the same fresh file at once apply each migration
+ * exactly once.
+ */
+function migrate(db: Database.Database, path: string): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL) STRICT",
+    );
+    const row = db.prepare<[], { version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations").get();
+    const current = row?.version ?? 0;
+    if (current > SQLITE_SCHEMA_VERSION) {
+      throw new Error(
+        `gatewarden store ${path} has schema version ${current}, newer than version ${SQLITE_SCHEMA_VERSION} ` +
+          "that this build knows; refusing to open it. Upgrade gatewarden, or restore a backup made by this version.",
+      );
+    }
+    const record = db.prepare<[number, number]>("INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)");
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, systemClock.now());
+    }
+    db.exec("COMMIT");
+  } catch (err) {
+    if (db.inTransaction) db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Rows and their mapping to records. Optional record fields are NULL columns;
+// a NULL becomes an absent key, never `undefined` or `null`.
+
+interface MetadataColumns {
+  display_name: string | null;
+  platform: string | null;
+  device_family: string | null;
+  client_id: string | null;
+  client_mode: string | null;
+  remote_ip: string | null;
+}
+
+interface DeviceRow extends MetadataColumns {
+  device_id: string;
+  public_key: string;
+  roles: string;
+  approved_scopes: string;
+  created_at_ms: number;
+  approved_at_ms: number;
+  /** JSON array of TokenJson, aggregated in the same statement (one snapshot). */
+  tokens: string;
+}
+
+interface TokenJson {
+  role: Role;
+  token_hash: string;
+  scopes: Scope[];
+  created_at_ms: number;
+  rotated_at_ms: number | null;
+  revoked_at_ms: number | null;
+  last_used_at_ms: number | null;
+}
+
+interface TokenParams {
+  device_id: string;
+  role: string;
+  token_hash: string;
+  scopes: string;
+  created_at_ms: number;
+  rotated_at_ms: number | null;
+  revoked_at_ms: number | null;
+  last_used_at_ms: number | null;
+}
+
+type DeviceParams = Omit<DeviceRow, "tokens">;
+
+interface PendingRow extends MetadataColumns {
+  request_id: string;
+  device_id: string;
+  public_key: string;
+  role: string;
+  roles: string;
+  scopes: string;
+  reason: string;
+  is_repair: number;
+  requester_ip: string;
+  ts: number;
+  expires_at_ms: number;
+}
+
+interface BackendRow {
+  id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string;
+  created_at_ms: number;
+  revoked_at_ms: number | null;
+  last_used_at_ms: number | null;
+}
+
+interface BootstrapRow {
+  id: string;
+  token_hash: string;
+  roles: string;
+  scopes: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  consumed_at_ms: number | null;
+  consumed_by_device_id: string | null;
+}
+
+interface ChangeRow {
+  id: number;
+  ts: number;
+  kind: string;
+  payload: string;
+}
+
+/** `{ key: value }`, or `{}` when the column was NULL. */
+function opt<K extends string, V>(key: K, value: V | null): { [P in K]?: V } {
+  return (value === null ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function encodeMetadata(m: DeviceMetadata): MetadataColumns {
+  return {
+    display_name: m.displayName ?? null,
+    platform: m.platform ?? null,
+    device_family: m.deviceFamily ?? null,
+    client_id: m.clientId ?? null,
+    client_mode: m.clientMode ?? null,
+    remote_ip: m.remoteIp ?? null,
+  };
+}
+
+function decodeMetadata(row: MetadataColumns): DeviceMetadata {
+  return {
+    ...opt("displayName", row.display_name),
+    ...opt("platform", row.platform),
+    ...opt("deviceFamily", row.device_family),
+    ...opt("clientId", row.client_id),
+    ...opt("clientMode", row.client_mode),
+    ...opt("remoteIp", row.remote_ip),
+  };
+}
+
+// These arrays were written by this module from typed records.
+const parseRoles = (json: string): Role[] => JSON.parse(json) as Role[];
+const parseScopes = (json: string): Scope[] => JSON.parse(json) as Scope[];
+
+function decodeDevice(row: DeviceRow): PairedDeviceRecord {
+  const tokens: Partial<Record<Role, DeviceTokenRecord>> = {};
+  for (const t of JSON.parse(row.tokens) as TokenJson[]) {
+    tokens[t.role] = {
+      role: t.role,
+      tokenHash: t.token_hash,
+      scopes: t.scopes,
+      createdAtMs: t.created_at_ms,
+      ...opt("rotatedAtMs", t.rotated_at_ms),
+      ...opt("revokedAtMs", t.revoked_at_ms),
+      ...opt("lastUsedAtMs", t.last_used_at_ms),
+    };
+  }
+  return {
+    deviceId: row.device_id,
+    publicKey: row.public_key,
+    ...decodeMetadata(row),
+    roles: parseRoles(row.roles),
+    approvedScopes: parseScopes(row.approved_scopes),
+    tokens,
+    createdAtMs: row.created_at_ms,
+    approvedAtMs: row.approved_at_ms,
+  };
+}
+
+function encodeDevice(r: PairedDeviceRecord): DeviceParams {
+  return {
+    device_id: r.deviceId,
+    public_key: r.publicKey,
+    ...encodeMetadata(r),
+    roles: JSON.stringify(r.roles),
+    approved_scopes: JSON.stringify(r.approvedScopes),
+    created_at_ms: r.createdAtMs,
+    approved_at_ms: r.approvedAtMs,
+  };
+}
+
+function encodeToken(deviceId: string, t: DeviceTokenRecord): TokenParams {
+  return {
+    device_id: deviceId,
+    role: t.role,
+    token_hash: t.tokenHash,
+    scopes: JSON.stringify(t.scopes),
+    created_at_ms: t.createdAtMs,
+    rotated_at_ms: t.rotatedAtMs ?? null,
+    revoked_at_ms: t.revokedAtMs ?? null,
+    last_used_at_ms: t.lastUsedAtMs ?? null,
+  };
+}
+
+function decodePending(row: PendingRow): PendingRequestRecord {
+  return {
+    requestId: row.request_id,
+    deviceId: row.device_id,
+    publicKey: row.public_key,
+    ...decodeMetadata(row),
+    role: row.role as Role,
+    roles: parseRoles(row.roles),
+    scopes: parseScopes(row.scopes),
+    reason: row.reason as PairingReason,
+    isRepair: row.is_repair === 1,
+    requesterIp: row.requester_ip,
+    ts: row.ts,
+    expiresAtMs: row.expires_at_ms,
+  };
+}
+
+function encodePending(r: PendingRequestRecord): PendingRow {
+  return {
+    request_id: r.requestId,
+    device_id: r.deviceId,
+    public_key: r.publicKey,
+    ...encodeMetadata(r),
+    role: r.role,
+    roles: JSON.stringify(r.roles),
+    scopes: JSON.stringify(r.scopes),
+    reason: r.reason,
+    is_repair: r.isRepair ? 1 : 0,
+    requester_ip: r.requesterIp,
+    ts: r.ts,
+    expires_at_ms: r.expiresAtMs,
+  };
+}
+
+function decodeBackend(row: BackendRow): BackendRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    secretHash: row.secret_hash,
+    scopes: parseScopes(row.scopes),
+    createdAtMs: row.created_at_ms,
+    ...opt("revokedAtMs", row.revoked_at_ms),
+    ...opt("lastUsedAtMs", row.last_used_at_ms),
+  };
+}
+
+function encodeBackend(r: BackendRecord): BackendRow {
+  return {
+    id: r.id,
+    name: r.name,
+    secret_hash: r.secretHash,
+    scopes: JSON.stringify(r.scopes),
+    created_at_ms: r.createdAtMs,
+    revoked_at_ms: r.revokedAtMs ?? null,
+    last_used_at_ms: r.lastUsedAtMs ?? null,
+  };
+}
+
+function decodeBootstrap(row: BootstrapRow): BootstrapRecord {
+  return {
+    id: row.id,
+    tokenHash: row.token_hash,
+    roles: parseRoles(row.roles),
+    scopes: parseScopes(row.scopes),
+    createdAtMs: row.created_at_ms,
+    expiresAtMs: row.expires_at_ms,
+    ...opt("consumedAtMs", row.consumed_at_ms),
+    ...opt("consumedByDeviceId", row.consumed_by_device_id),
+  };
+}
+
+function encodeBootstrap(r: BootstrapRecord): BootstrapRow {
+  return {
+    id: r.id,
+    token_hash: r.tokenHash,
+    roles: JSON.stringify(r.roles),
+    scopes: JSON.stringify(r.scopes),
+    created_at_ms: r.createdAtMs,
+    expires_at_ms: r.expiresAtMs,
+    consumed_at_ms: r.consumedAtMs ?? null,
+    consumed_by_device_id: r.consumedByDeviceId ?? null,
+  };
+}
+
+function decodeChange(row: ChangeRow): ChangeRecord {
+  // `kind` is a column of its own; the payload holds the remaining fields.
+  return { ...(JSON.parse(row.payload) as object), kind: row.kind, id: row.id, ts: row.ts } as ChangeRecord;
+}
+
+function encodeChangePayload(change: ChangeInput): string {
+  const { kind: _kind, ...payload } = change;
+  return JSON.stringify(payload);
+}
+
+function isUniqueViolation(err: unknown): err is InstanceType<typeof Database.SqliteError> {
+  return err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_UNIQUE";
+}
+
+// ---------------------------------------------------------------------------
+// Statements, prepared once per connection at open.
+
+const DEVICE_SELECT = `
+  SELECT d.device_id, d.public_key, d.display_name, d.platform, d.device_family, d.client_id,
+         d.client_mode, d.remote_ip, d.roles, d.approved_scopes, d.created_at_ms, d.approved_at_ms,
+         (SELECT json_group_array(json_object(
+                   'role', t.role, 'token_hash', t.token_hash, 'scopes', json(t.scopes),
+                   'created_at_ms', t.created_at_ms, 'rotated_at_ms', t.rotated_at_ms,
+                   'revoked_at_ms', t.revoked_at_ms, 'last_used_at_ms', t.last_used_at_ms))
+            FROM device_tokens t WHERE t.device_id = d.device_id) AS tokens
+    FROM paired_devices d`;
+
+// Ties are broken by primary key so listings are deterministic (the memory store matches).
+const PENDING_ORDER = "ORDER BY ts DESC, request_id";
+
+function prepareReads(db: Database.Database) {
+  return {
+    device: db.prepare<[string], DeviceRow>(`${DEVICE_SELECT} WHERE d.device_id = ?`),
+    devices: db.prepare<[], DeviceRow>(`${DEVICE_SELECT} ORDER BY d.approved_at_ms DESC, d.device_id`),
+    pending: db.prepare<[string], PendingRow>("SELECT * FROM pending_requests WHERE request_id = ?"),
+    pendingAll: db.prepare<[], PendingRow>(`SELECT * FROM pending_requests ${PENDING_ORDER}`),
+    pendingForDevice: db.prepare<[string], PendingRow>(
+      `SELECT * FROM pending_requests WHERE device_id = ? ${PENDING_ORDER}`,
+    ),
+    countPending: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM pending_requests"),
+    countPendingByIp: db.prepare<[string], { n: number }>(
+      "SELECT COUNT(*) AS n FROM pending_requests WHERE requester_ip = ?",
+    ),
+    backendByHash: db.prepare<[string], BackendRow>("SELECT * FROM backends WHERE secret_hash = ?"),
+    backendByName: db.prepare<[string], BackendRow>("SELECT * FROM backends WHERE name = ?"),
+    backends: db.prepare<[], BackendRow>("SELECT * FROM backends ORDER BY name"),
+    bootstrapByHash: db.prepare<[string], BootstrapRow>("SELECT * FROM bootstrap_tokens WHERE token_hash = ?"),
+    setting: db.prepare<[string], { value: string }>("SELECT value FROM settings WHERE key = ?"),
+    changesSince: db.prepare<[number, number], ChangeRow>("SELECT * FROM changes WHERE id > ? ORDER BY id LIMIT ?"),
+    latestChange: db.prepare<[], { id: number }>("SELECT COALESCE(MAX(id), 0) AS id FROM changes"),
+  };
+}
+
+type ReadStatements = ReturnType<typeof prepareReads>;
+
+function prepareWrites(db: Database.Database) {
+  return {
+    upsertDevice: db.prepare<DeviceParams>(`
+      INSERT INTO paired_devices (device_id, public_key, display_name, platform, device_family, client_id,
+                                  client_mode, remote_ip, roles, approved_scopes, created_at_ms, approved_at_ms)
+      VALUES (@device_id, @public_key, @display_name, @platform, @device_family, @client_id,
+              @client_mode, @remote_ip, @roles, @approved_scopes, @created_at_ms, @approved_at_ms)
+      ON CONFLICT (device_id) DO UPDATE SET
+        public_key = excluded.public_key, display_name = excluded.display_name, platform = excluded.platform,
+        device_family = excluded.device_family, client_id = excluded.client_id, client_mode = excluded.client_mode,
+        remote_ip = excluded.remote_ip, roles = excluded.roles, approved_scopes = excluded.approved_scopes,
+        created_at_ms = excluded.created_at_ms, approved_at_ms = excluded.approved_at_ms`),
+    deleteTokens: db.prepare<[string]>("DELETE FROM device_tokens WHERE device_id = ?"),
+    insertToken: db.prepare<TokenParams>(`
+      INSERT INTO device_tokens (device_id, role, token_hash, scopes, created_at_ms, rotated_at_ms,
+                                 revoked_at_ms, last_used_at_ms)
+      VALUES (@device_id, @role, @token_hash, @scopes, @created_at_ms, @rotated_at_ms,
+              @revoked_at_ms, @last_used_at_ms)`),
+    deleteDevice: db.prepare<[string]>("DELETE FROM paired_devices WHERE device_id = ?"),
+    upsertPending: db.prepare<PendingRow>(`
+      INSERT OR REPLACE INTO pending_requests (request_id, device_id, public_key, display_name, platform,
+        device_family, client_id, client_mode, remote_ip, role, roles, scopes, reason, is_repair,
+        requester_ip, ts, expires_at_ms)
+      VALUES (@request_id, @device_id, @public_key, @display_name, @platform, @device_family, @client_id,
+        @client_mode, @remote_ip, @role, @roles, @scopes, @reason, @is_repair, @requester_ip, @ts,
+        @expires_at_ms)`),
+    deletePending: db.prepare<[string]>("DELETE FROM pending_requests WHERE request_id = ?"),
+    deletePendingForDevice: db.prepare<[string]>("DELETE FROM pending_requests WHERE device_id = ?"),
+    expiredPending: db.prepare<[number], PendingRow>(
+      `SELECT * FROM pending_requests WHERE expires_at_ms <= ? ${PENDING_ORDER}`,
+    ),
+    deleteExpiredPending: db.prepare<[number]>("DELETE FROM pending_requests WHERE expires_at_ms <= ?"),
+    // ON CONFLICT (id) rather than OR REPLACE: a clash on name or secret_hash
+    // with *another* backend must fail, not silently delete that backend.
+    upsertBackend: db.prepare<BackendRow>(`
+      INSERT INTO backends (id, name, secret_hash, scopes, created_at_ms, revoked_at_ms, last_used_at_ms)
+      VALUES (@id, @name, @secret_hash, @scopes, @created_at_ms, @revoked_at_ms, @last_used_at_ms)
+      ON CONFLICT (id) DO UPDATE SET
+        name = excluded.name, secret_hash = excluded.secret_hash, scopes = excluded.scopes,
+        created_at_ms = excluded.created_at_ms, revoked_at_ms = excluded.revoked_at_ms,
+        last_used_at_ms = excluded.last_used_at_ms`),
+    upsertBootstrap: db.prepare<BootstrapRow>(`
+      INSERT INTO bootstrap_tokens (id, token_hash, roles, scopes, created_at_ms, expires_at_ms,
+                                    consumed_at_ms, consumed_by_device_id)
+      VALUES (@id, @token_hash, @roles, @scopes, @created_at_ms, @expires_at_ms, @consumed_at_ms,
+              @consumed_by_device_id)
+      ON CONFLICT (id) DO UPDATE SET
+        token_hash = excluded.token_hash, roles = excluded.roles, scopes = excluded.scopes,
+        created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms,
+        consumed_at_ms = excluded.consumed_at_ms, consumed_by_device_id = excluded.consumed_by_device_id`),
+    deleteStaleBootstrap: db.prepare<[number, number]>(
+      "DELETE FROM bootstrap_tokens WHERE expires_at_ms < ? OR consumed_at_ms < ?",
+    ),
+    setSetting: db.prepare<[string, string]>(
+      "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ),
+    insertChange: db.prepare<[number, string, string]>("INSERT INTO changes (ts, kind, payload) VALUES (?, ?, ?)"),
+    pruneChanges: db.prepare<[number]>("DELETE FROM changes WHERE ts < ?"),
+  };
+}
+
+type WriteStatements = ReturnType<typeof prepareWrites>;
+
+// ---------------------------------------------------------------------------
+// Store
+
+function makeReader(s: ReadStatements, check: () => void): StoreReader {
+  return {
+    async getPairedDevice(deviceId) {
+      check();
+      const row = s.device.get(deviceId);
+      return row && decodeDevice(row);
+    },
+    async listPairedDevices() {
+      check();
+      return s.devices.all().map(decodeDevice);
+    },
+    async getPendingRequest(requestId) {
+      check();
+      const row = s.pending.get(requestId);
+      return row && decodePending(row);
+    },
+    async listPendingRequests() {
+      check();
+      return s.pendingAll.all().map(decodePending);
+    },
+    async listPendingForDevice(deviceId) {
+      check();
+      return s.pendingForDevice.all(deviceId).map(decodePending);
+    },
+    async countPendingRequests(filter) {
+      check();
+      const ip = filter?.requesterIp;
+      const row = ip === undefined ? s.countPending.get() : s.countPendingByIp.get(ip);
+      return row?.n ?? 0;
+    },
+    async getBackendBySecretHash(secretHash) {
+      check();
+      const row = s.backendByHash.get(secretHash);
+      return row && decodeBackend(row);
+    },
+    async getBackendByName(name) {
+      check();
+      const row = s.backendByName.get(name);
+      return row && decodeBackend(row);
+    },
+    async listBackends() {
+      check();
+      return s.backends.all().map(decodeBackend);
+    },
+    async getBootstrapByTokenHash(tokenHash) {
+      check();
+      const row = s.bootstrapByHash.get(tokenHash);
+      return row && decodeBootstrap(row);
+    },
+    async getSetting(key) {
+      check();
+      return s.setting.get(key)?.value;
+    },
+    async changesSince(afterId, limit) {
+      check();
+      // SQLite treats a negative LIMIT as "no limit".
+      if (limit <= 0) return [];
+      return s.changesSince.all(afterId, limit).map(decodeChange);
+    },
+    async latestChangeId() {
+      check();
+      return s.latestChange.get()?.id ?? 0;
+    },
+  };
+}
+
+function makeWriter(reads: ReadStatements, w: WriteStatements, check: () => void): StoreWriter {
+  return {
+    ...makeReader(reads, check),
+    async putPairedDevice(record) {
+      check();
+      assertTokenRolesMatch(record);
+      w.upsertDevice.run(encodeDevice(record));
+      // The record's token map is the whole truth: tokens it no longer has go.
+      w.deleteTokens.run(record.deviceId);
+      for (const token of Object.values(record.tokens)) {
+        if (token !== undefined) w.insertToken.run(encodeToken(record.deviceId, token));
+      }
+    },
+    async deletePairedDevice(deviceId) {
+      check();
+      // device_tokens rows go with it (ON DELETE CASCADE).
+      return w.deleteDevice.run(deviceId).changes > 0;
+    },
+    async putPendingRequest(record) {
+      check();
+      w.upsertPending.run(encodePending(record));
+    },
+    async deletePendingRequest(requestId) {
+      check();
+      return w.deletePending.run(requestId).changes > 0;
+    },
+    async deletePendingForDevice(deviceId) {
+      check();
+      return w.deletePendingForDevice.run(deviceId).changes;
+    },
+    async deleteExpiredPending(nowMs) {
+      check();
+      // Select then delete with the same predicate: atomic, we hold the write lock.
+      const expired = w.expiredPending.all(nowMs).map(decodePending);
+      w.deleteExpiredPending.run(nowMs);
+      return expired;
+    },
+    async putBackend(record) {
+      check();
+      try {
+        w.upsertBackend.run(encodeBackend(record));
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        const what = err.message.includes("backends.name")
+          ? `backend name "${record.name}" is already taken`
+          : "backend secret hash is already in use";
+        throw new StoreConflictError(what, { cause: err });
+      }
+    },
+    async putBootstrap(record) {
+      check();
+      try {
+        w.upsertBootstrap.run(encodeBootstrap(record));
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        throw new StoreConflictError("bootstrap token hash is already in use", { cause: err });
+      }
+    },
+    async deleteStaleBootstrap(beforeMs) {
+      check();
+      return w.deleteStaleBootstrap.run(beforeMs, beforeMs).changes;
+    },
+    async setSetting(key, value) {
+      check();
+      w.setSetting.run(key, value);
+    },
+    async appendChange(change, ts) {
+      check();
+      w.insertChange.run(ts, change.kind, encodeChangePayload(change));
+    },
+    async pruneChanges(beforeMs) {
+      check();
+      return w.pruneChanges.run(beforeMs).changes;
+    },
+  };
+}
+
+/**
+ * One mutex per database file in this process, so that two Store instances
+ * on the same file (server and an in-process CLI command, or tests) queue
+ * behind each other instead of one blocking the event loop in BEGIN IMMEDIATE
+ * while the other, holding the write lock across an await, can never finish.
+ */
+const fileMutexes = new Map<string, { readonly mutex: AsyncMutex; users: number }>();
+
+function acquireFileMutex(file: string): AsyncMutex {
+  let entry = fileMutexes.get(file);
+  if (!entry) {
+    entry = { mutex: new AsyncMutex(), users: 0 };
+    fileMutexes.set(file, entry);
+  }
+  entry.users++;
+  return entry.mutex;
+}
+
+function releaseFileMutex(file: string): void {
+  const entry = fileMutexes.get(file);
+  if (entry && --entry.users === 0) fileMutexes.delete(file);
+}
+
+/**
+ * Creates the directory (0700) and the database file (0600) before SQLite
+ * sees the path: SQLite creates -wal and -shm with the main file's mode, so
+ * they are private too. An existing file is tightened to 0600 as well.
+ */
+function preparePrivateFile(path: string): void {
+  const dir = dirname(path);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    chmodSync(dir, DIR_MODE); // mkdir's mode is filtered by the umask
+  }
+  closeSync(openSync(path, "a", FILE_MODE));
+  chmodSync(path, FILE_MODE);
+}
+
+function tightenSiblings(path: string): void {
+  for (const suffix of ["-wal", "-shm"]) {
+    if (existsSync(path + suffix)) chmodSync(path + suffix, FILE_MODE);
+  }
+}
+
+export function openSqliteStore(opts: SqliteStoreOptions): Store {
+  const timeout = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  preparePrivateFile(resolve(opts.path));
+  const path = realpathSync(opts.path);
+
+  // Two connections: `writer` runs transactions, `reader` serves reads made
+  // outside them. A transaction stays open across awaits, and a read on its
+  // connection would see its uncommitted writes; WAL gives the reader the
+  // last committed snapshot instead.
+  const connections: Database.Database[] = [];
+  try {
+    const writer = new Database(path, { timeout });
+    connections.push(writer);
+    const mode = writer.pragma("journal_mode = WAL", { simple: true });
+    if (mode !== "wal") throw new Error(`gatewarden store ${path}: could not enable WAL (journal_mode is ${String(mode)})`);
+    writer.pragma("foreign_keys = ON");
+    // WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last few.
+    writer.pragma("synchronous = NORMAL");
+    migrate(writer, path);
+    tightenSiblings(path);
+
+    const reader = new Database(path, { timeout });
+    connections.push(reader);
+    reader.pragma("query_only = ON");
+
+    const reads = prepareReads(reader);
+    const txReads = prepareReads(writer);
+    const writes = prepareWrites(writer);
+    const mutex = acquireFileMutex(path);
+    let closed = false;
+
+    const checkOpen = (): void => {
+      if (closed) throw new Error(`gatewarden store ${path} is closed`);
+    };
+
+    return {
+      kind: "sqlite",
+      ...makeReader(reads, checkOpen),
+
+      async transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
+        checkOpen();
+        return mutex.run(async () => {
+          checkOpen();
+          // IMMEDIATE takes the write lock now (waiting up to busy_timeout for
+          // another process), so fn never fails halfway on a lock upgrade.
+          writer.exec("BEGIN IMMEDIATE");
+          // A tx handle that escapes fn must not write outside the transaction.
+          let live = true;
+          const tx = makeWriter(txReads, writes, () => {
+            if (!live) throw new Error("transaction handle used after its transaction ended");
+          });
+          try {
+            const result = await fn(tx);
+            writer.exec("COMMIT");
+            return result;
+          } catch (err) {
+            // Some errors (e.g. SQLITE_FULL) already rolled back.
+            if (writer.inTransaction) writer.exec("ROLLBACK");
+            throw err;
+          } finally {
+            live = false;
+          }
+        });
+      },
+
+      async close() {
+        // Let a running transaction finish rather than cut it off.
+        await mutex.run(async () => {
+          if (closed) return;
+          closed = true;
+          reader.close();
+          writer.close();
+          releaseFileMutex(path);
+        });
+      },
+    };
+  } catch (err) {
+    for (const db of connections) db.close();
+    throw err;
+  }
+}

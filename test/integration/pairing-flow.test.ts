@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createTestDevice } from "../support/device.js";
+import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { TestClient } from "../support/protocol-client.js";
+
+describe("pairing end to end against a real gateway process", () => {
+  let gw: GatewayProcess;
+  before(async () => {
+    gw = await startGatewayProcess();
+  });
+  after(async () => {
+    await gw.stop();
+  });
+
+  it("a new device is refused with PAIRING_REQUIRED, approved with the CLI, then admitted with its device token", async () => {
+    const device = createTestDevice();
+    const scopes = ["operator.read", "operator.pairing"];
+
+    const first = await TestClient.open(gw.url);
+    const refused = await first.connect({ device, scopes, auth: { token: gw.token! } });
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error?.code, "NOT_PAIRED");
+    assert.equal(refused.error?.details?.code, "PAIRING_REQUIRED");
+    assert.equal(refused.error?.details?.reason, "not-paired");
+    const requestId = refused.error?.details?.requestId as string;
+    assert.match(requestId, /^[0-9a-f-]{36}$/);
+    const closed = await first.closed;
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /pairing required/);
+
+    const listed = gw.cli(["devices", "list", "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const pending = (JSON.parse(listed.stdout) as { pending: { requestId: string; scopes: string[] }[] }).pending;
+    assert.deepEqual(pending.map((p) => p.requestId), [requestId]);
+    assert.deepEqual(pending[0]?.scopes, [...scopes].sort());
+
+    const approved = gw.cli(["devices", "approve", requestId]);
+    assert.equal(approved.code, 0, approved.stderr);
+
+    const second = await TestClient.open(gw.url);
+    const hello = await second.connect({ device, scopes, auth: { token: gw.token! } });
+    assert.equal(hello.ok, true, JSON.stringify(hello.error));
+    const auth = (hello.payload as { auth: { role: string; scopes: string[]; deviceToken?: string } }).auth;
+    assert.equal(auth.role, "operator");
+    assert.deepEqual(auth.scopes, [...scopes].sort());
+    assert.ok(auth.deviceToken && auth.deviceToken.length === 43);
+    second.close();
+
+    const third = await TestClient.open(gw.url);
+    const again = await third.connect({ device, scopes, auth: { deviceToken: auth.deviceToken } });
+    assert.equal(again.ok, true, JSON.stringify(again.error));
+    const againAuth = (again.payload as { auth: { scopes: string[]; method: string; deviceToken?: string } }).auth;
+    assert.deepEqual(againAuth.scopes, [...scopes].sort());
+    assert.equal(againAuth.method, "device-token");
+    assert.equal(againAuth.deviceToken, undefined, "a device token is never re-sent (only its hash is stored)");
+    const list = await third.request("device.pair.list", {});
+    assert.equal(list.ok, true);
+    third.close();
+  });
+
+  it("a device token does not work with another device's key", async () => {
+    const a = createTestDevice();
+    const b = createTestDevice();
+    const c1 = await TestClient.open(gw.url);
+    const r1 = await c1.connect({ device: a, scopes: ["operator.read"], auth: { token: gw.token! } });
+    assert.equal(gw.cli(["devices", "approve", r1.error?.details?.requestId as string]).code, 0);
+    const c2 = await TestClient.open(gw.url);
+    const hello = await c2.connect({ device: a, scopes: ["operator.read"], auth: { token: gw.token! } });
+    const tokenA = (hello.payload as { auth: { deviceToken: string } }).auth.deviceToken;
+    c2.close();
+
+    const c3 = await TestClient.open(gw.url);
+    const stolen = await c3.connect({ device: b, scopes: ["operator.read"], auth: { deviceToken: tokenA } });
+    assert.equal(stolen.ok, false);
+    assert.equal(stolen.error?.details?.code, "AUTH_DEVICE_TOKEN_MISMATCH");
+    assert.equal((await c3.closed).code, 1008);
+  });
+
+  it("removing a device closes its live session with 4001", async () => {
+    const device = createTestDevice();
+    const c1 = await TestClient.open(gw.url);
+    const r1 = await c1.connect({ device, auth: { token: gw.token! } });
+    assert.equal(gw.cli(["devices", "approve", r1.error?.details?.requestId as string]).code, 0);
+    const live = await TestClient.open(gw.url);
+    const hello = await live.connect({ device, auth: { token: gw.token! } });
+    assert.equal(hello.ok, true, JSON.stringify(hello.error));
+    const removed = gw.cli(["devices", "remove", device.id]);
+    assert.equal(removed.code, 0, removed.stderr);
+    const closed = await live.closed;
+    assert.equal(closed.code, 4001);
+    assert.equal(closed.reason, "device removed");
+  });
+});
