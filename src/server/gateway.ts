@@ -80,6 +80,8 @@ export class Gateway implements GatewayRuntime {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAtMs: number;
   private stopping = false;
+  /** Every accepted socket, admitted or not, so shutdown reaches them all. */
+  private readonly sockets = new Set<WebSocket>();
 
   constructor(private readonly options: GatewayOptions) {
     this.store = options.store;
@@ -193,6 +195,8 @@ export class Gateway implements GatewayRuntime {
     });
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       accepted = true;
+      this.sockets.add(ws);
+      ws.once("close", () => this.sockets.delete(ws));
       const connId = this.random.uuid();
       const origin = peer.origin?.trim().toLowerCase();
       const limiterKey = origin && peer.locality === "direct_local" ? `origin:${origin.slice(0, 256)}` : `ip:${ip}`;
@@ -318,11 +322,14 @@ export class Gateway implements GatewayRuntime {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.sessions.broadcast("shutdown", { reason: "gateway stopping" });
-    for (const s of [...this.sessions.all()]) s.ws.close(1001, "gateway stopping");
-    await new Promise<void>((resolve) => {
-      this.http.close(() => resolve());
-      this.http.closeAllConnections();
-    });
+    for (const ws of this.sockets) ws.close(1001, "gateway stopping");
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections();
+    // Peers get a moment to answer the close handshake; then the sockets are cut.
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
+    await Promise.race([closed, grace]);
+    for (const ws of this.sockets) ws.terminate();
+    await closed;
   }
 }
 
