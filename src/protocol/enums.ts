@@ -64,12 +64,5 @@ export function isRole(value: string): value is Role {
   return value === "operator" || value === "node";
 }
 
-/** The six scopes the upstream CLI requests by default (spec §4.5). */
-export const CLI_DEFAULT_OPERATOR_SCOPES: readonly OperatorScope[] = [
-  "operator.admin",
-  "operator.read",
-  "operator.write",
-  "operator.approvals",
-  "operator.pairing",
-  "operator.talk.secrets",
-];
+/** The six scopes the upstream CLI requests by default (spec §4.5): the protocol-3 set. */
+export const CLI_DEFAULT_OPERATOR_SCOPES: readonly OperatorScope[] = OPERATOR_SCOPES.slice(0, 6);
