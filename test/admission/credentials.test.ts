@@ -279,6 +279,14 @@ describe("trusted proxy", () => {
     assert.equal(kind(verifyTrustedProxy(auth, peer({ "x-forwarded-proto": "https", "x-forwarded-user": "mallory" }))), "rejected:trusted_proxy_user_not_allowed");
   });
 
+  it("configured header names that are Object.prototype members read as absent (no throw, no inherited value)", () => {
+    const peer = makePeer({ remoteAddress: "10.0.0.2", proxyHeaders: { "x-forwarded-user": "alice" }, trustedProxies });
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      assert.equal(kind(verifyTrustedProxy(trustedProxyAuth({ userHeader: name }), peer)), "rejected:trusted_proxy_user_missing", name);
+      assert.equal(kind(verifyTrustedProxy(trustedProxyAuth({ requiredHeaders: [name] }), peer)), "rejected:trusted_proxy_missing_header", name);
+    }
+  });
+
   it("other auth modes leave it out", () => {
     assert.equal(kind(verifyTrustedProxy(tokenAuth(), makePeer({ remoteAddress: "10.0.0.2", proxyHeaders: headers, trustedProxies }))), "not-mine");
   });

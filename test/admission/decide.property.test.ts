@@ -36,7 +36,8 @@ import {
 // Differential and invariant properties of the admission decision (A06, A13,
 // and the design rule: claims only narrow what verified evidence grants).
 
-const RUNS = 600;
+/** Runs per property; raise it for a longer soak, e.g. GATEWARDEN_PROPERTY_RUNS=20000. */
+const RUNS = Math.max(600, Number(process.env["GATEWARDEN_PROPERTY_RUNS"] ?? 0) || 0);
 const DEVICES = createTestDevices(3);
 const DEVICE_TOKEN = "device-token-prop-4b8e1d";
 const ALLOWED_ORIGIN = "https://control.example.com";
@@ -50,14 +51,25 @@ const ALL_SCOPES: readonly Scope[] = [...OPERATOR_SCOPES, ...NODE_SCOPES];
 
 // ---------------------------------------------------------------- scenario: the evidence
 
-type SecretChoice<T extends string> = T | undefined;
+/** The main secret the client presents (mapped onto auth fields by `presentedOf`). */
+type Primary =
+  | "shared" // the configured token or password, in the field the auth mode uses
+  | "backend" // a backend secret in auth.token
+  | "device-token" // its device token in auth.deviceToken
+  | "device-token-in-token" // its device token in auth.token only
+  | "bootstrap" // a bootstrap token
+  | "wrong-token"
+  | "wrong-password"
+  | "wrong-device-token"
+  | "wrong-bootstrap"
+  | "blank"
+  | "none";
 
 interface Scenario {
   authMode: "token" | "password" | "none" | "trusted-proxy";
-  token: SecretChoice<"shared" | "wrong" | "backend" | "device" | "blank">;
-  password: SecretChoice<"shared" | "wrong">;
-  deviceToken: SecretChoice<"device" | "wrong" | "blank">;
-  bootstrapToken: SecretChoice<"boot" | "wrong">;
+  primary: Primary;
+  /** Additionally present the correct shared secret (upstream clients send both when retrying). */
+  alsoShared: boolean;
   device: "none" | "fresh" | "paired" | "foreign-record";
   deviceIndex: number;
   signVersion: "v2" | "v3";
@@ -79,34 +91,54 @@ interface Scenario {
 
 const subset = <T>(xs: readonly T[]) => fc.subarray([...xs]);
 
+const weighted = <T>(...pairs: [number, T][]) => fc.oneof(...pairs.map(([weight, v]) => ({ weight, arbitrary: fc.constant(v) })));
+const chance = (percent: number) => fc.integer({ min: 1, max: 100 }).map((n) => n <= percent);
+
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
-  authMode: fc.constantFrom("token", "password", "none", "trusted-proxy"),
-  token: fc.constantFrom(undefined, "shared", "wrong", "backend", "device", "blank"),
-  password: fc.constantFrom(undefined, "shared", "wrong"),
-  deviceToken: fc.constantFrom(undefined, "device", "wrong", "blank"),
-  bootstrapToken: fc.constantFrom(undefined, "boot", "wrong"),
-  device: fc.constantFrom("none", "fresh", "paired", "paired", "foreign-record"),
+  authMode: weighted<Scenario["authMode"]>([4, "token"], [2, "password"], [1, "none"], [1, "trusted-proxy"]),
+  primary: weighted<Primary>(
+    [5, "shared"],
+    [2, "backend"],
+    [3, "device-token"],
+    [2, "device-token-in-token"],
+    [2, "bootstrap"],
+    [1, "wrong-token"],
+    [1, "wrong-password"],
+    [1, "wrong-device-token"],
+    [1, "wrong-bootstrap"],
+    [1, "blank"],
+    [1, "none"],
+  ),
+  alsoShared: chance(30),
+  device: weighted<Scenario["device"]>([2, "none"], [3, "fresh"], [4, "paired"], [1, "foreign-record"]),
   deviceIndex: fc.nat(DEVICES.length - 1),
   signVersion: fc.constantFrom("v2", "v3"),
-  role: fc.constantFrom("operator", "operator", "node"),
+  role: weighted<Role>([3, "operator"], [1, "node"]),
   operatorScopes: subset(OPERATOR_SCOPES),
   nodeScopes: subset(NODE_SCOPES),
   pairedRoles: subset<Role>(["operator", "node"]),
   approvedScopes: subset(ALL_SCOPES),
   tokenScopes: subset(ALL_SCOPES),
-  tokenRevoked: fc.nat(4).map((n) => n === 0), // ~20%
+  tokenRevoked: chance(15),
   backendScopes: subset(OPERATOR_SCOPES),
-  backendRevoked: fc.boolean(),
+  backendRevoked: chance(25),
   bootstrap: fc.record({
     roles: subset<Role>(["operator", "node"]),
     scopes: subset(ALL_SCOPES),
-    expired: fc.boolean(),
-    consumed: fc.boolean(),
+    expired: chance(20),
+    consumed: chance(20),
   }),
-  locality: fc.constantFrom("loopback", "mapped-loopback", "loopback-forwarded", "remote", "trusted-proxy"),
-  origin: fc.constantFrom(undefined, undefined, ALLOWED_ORIGIN, "https://evil.example", "null", "http://localhost:18789", "http://127.0.0.1.evil.example"),
-  silent: fc.record({ enabled: fc.boolean(), roles: subset<Role>(["operator", "node"]), ceiling: subset(ALL_SCOPES) }),
-  lockout: fc.boolean().chain((b) => (b ? fc.boolean() : fc.constant(false))), // ~25%
+  locality: weighted<Scenario["locality"]>([4, "loopback"], [1, "mapped-loopback"], [1, "loopback-forwarded"], [2, "remote"], [1, "trusted-proxy"]),
+  origin: weighted<string | undefined>(
+    [12, undefined],
+    [1, ALLOWED_ORIGIN],
+    [1, "https://evil.example"],
+    [1, "null"],
+    [1, "http://localhost:18789"],
+    [1, "http://127.0.0.1.evil.example"],
+  ),
+  silent: fc.record({ enabled: chance(60), roles: weighted<Role[]>([3, ["operator"]], [1, ["operator", "node"]], [1, []]), ceiling: subset(ALL_SCOPES) }),
+  lockout: chance(8),
 });
 
 // ---------------------------------------------------------------- claims: the labels
@@ -138,13 +170,48 @@ const anyLabels = labelsArb(CLIENT_IDS, CLIENT_MODES);
 // ---------------------------------------------------------------- building one connect
 
 function presentedOf(s: Scenario): PresentedSecrets {
-  const token = { shared: SHARED_TOKEN, wrong: "wrong-token-value", backend: BACKEND_SECRET, device: DEVICE_TOKEN, blank: " " } as const;
-  return {
-    ...(s.token !== undefined ? { token: token[s.token] } : {}),
-    ...(s.password !== undefined ? { password: s.password === "shared" ? SHARED_PASSWORD : "wrong-password" } : {}),
-    ...(s.deviceToken !== undefined ? { deviceToken: { device: DEVICE_TOKEN, wrong: "wrong-device-token", blank: "" }[s.deviceToken] } : {}),
-    ...(s.bootstrapToken !== undefined ? { bootstrapToken: s.bootstrapToken === "boot" ? BOOTSTRAP_TOKEN : "wrong-bootstrap" } : {}),
+  const p: { token?: string; password?: string; deviceToken?: string; bootstrapToken?: string } = {};
+  const putShared = () => {
+    if (s.authMode === "password") p.password = SHARED_PASSWORD;
+    else p.token ??= SHARED_TOKEN;
   };
+  switch (s.primary) {
+    case "shared":
+      putShared();
+      break;
+    case "backend":
+      p.token = BACKEND_SECRET;
+      break;
+    case "device-token":
+      p.deviceToken = DEVICE_TOKEN;
+      break;
+    case "device-token-in-token":
+      p.token = DEVICE_TOKEN;
+      break;
+    case "bootstrap":
+      p.bootstrapToken = BOOTSTRAP_TOKEN;
+      break;
+    case "wrong-token":
+      p.token = "wrong-token-value";
+      break;
+    case "wrong-password":
+      p.password = "wrong-password";
+      break;
+    case "wrong-device-token":
+      p.deviceToken = "wrong-device-token";
+      break;
+    case "wrong-bootstrap":
+      p.bootstrapToken = "wrong-bootstrap-token";
+      break;
+    case "blank":
+      p.token = " ";
+      p.deviceToken = "";
+      break;
+    case "none":
+      break;
+  }
+  if (s.alsoShared) putShared();
+  return p;
 }
 
 function authOf(s: Scenario): AuthPolicy {
@@ -198,7 +265,7 @@ function pairedRecordOf(s: Scenario, pin?: { platform?: string; deviceFamily?: s
 }
 
 function bootstrapOf(s: Scenario): BootstrapRecord | undefined {
-  if (s.bootstrapToken !== "boot") return undefined;
+  if (s.primary !== "bootstrap") return undefined;
   return bootstrapRecord({
     roles: s.bootstrap.roles,
     scopes: s.bootstrap.scopes,
@@ -224,7 +291,7 @@ function connectOptions(s: Scenario, labels: Labels, pin?: { platform?: string; 
       peer: peerOf(s),
       lockout: s.lockout ? { retryAfterMs: 60_000 } : undefined,
       pairedDevice: pairedRecordOf(s, pin),
-      backend: s.token === "backend" ? backendRecord({ scopes: s.backendScopes, ...(s.backendRevoked ? { revokedAtMs: NOW_MS - 1 } : {}) }) : undefined,
+      backend: presentedOf(s).token === BACKEND_SECRET ? backendRecord({ scopes: s.backendScopes, ...(s.backendRevoked ? { revokedAtMs: NOW_MS - 1 } : {}) }) : undefined,
       bootstrap: bootstrapOf(s),
     },
     policy: {
@@ -254,6 +321,7 @@ function outcome(d: Decision): unknown {
         authMethod: d.grant.authMethod,
         deviceId: d.grant.deviceId,
         principal: d.grant.principal,
+        backendId: d.grant.backendId,
         protocol: d.protocol,
         silent: d.silentApproval ? { via: d.silentApproval.via, scopes: d.silentApproval.request.scopes, role: d.silentApproval.request.role } : undefined,
         issueToken: d.issueToken,
@@ -424,7 +492,7 @@ describe("decideAdmission properties", () => {
           for (const scope of d.grant.scopes) assert.ok(input.claims.requestedScopes.includes(scope));
         }
       }),
-      { numRuns: 1000 },
+      { numRuns: RUNS * 3 },
     );
   });
 });
@@ -435,10 +503,13 @@ function arbitraryInput(): fc.Arbitrary<AdmissionInput> {
   const str = fc.string({ maxLength: 40 });
   const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
   const num = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(NOW_MS, NOW_MS - 1, Number.NaN, Number.POSITIVE_INFINITY, -0, 3, 4));
-  const protocol = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(3, 4) }, { weight: 1, arbitrary: num });
+  const protocols = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom<[number, number]>([3, 3], [3, 4], [4, 4], [1, 4]) },
+    { weight: 1, arbitrary: fc.tuple(num, num) },
+  );
   // mostly valid values, so that the later stages run too
   const scopeStr = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...ALL_SCOPES) }, { weight: 1, arbitrary: str });
-  const roleStr = fc.oneof({ weight: 6, arbitrary: fc.constantFrom("operator", "node") }, { weight: 1, arbitrary: str });
+  const roleStr = fc.oneof({ weight: 6, arbitrary: fc.constantFrom("operator", "operator", "node") }, { weight: 1, arbitrary: str });
   const keyText = fc.oneof(
     str,
     fc.constantFrom(...DEVICES.map((d) => d.publicKey), ...DEVICES.map((d) => d.publicKeyPem)),
@@ -454,8 +525,8 @@ function arbitraryInput(): fc.Arbitrary<AdmissionInput> {
     nonce: fc.oneof(str, fc.constant("nonce")),
   });
   const claims = fc.record({
-    clientId: fc.oneof(fc.constantFrom(...CLIENT_IDS), str) as fc.Arbitrary<ClientId>,
-    clientMode: fc.oneof(fc.constantFrom(...CLIENT_MODES), str) as fc.Arbitrary<ClientMode>,
+    clientId: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...CLIENT_IDS) }, { weight: 1, arbitrary: str }) as fc.Arbitrary<ClientId>,
+    clientMode: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...NEUTRAL_MODES) }, { weight: 1, arbitrary: fc.oneof(fc.constant("webchat"), str) }) as fc.Arbitrary<ClientMode>,
     platform: str,
     deviceFamily: maybe(str),
     displayName: maybe(str),
@@ -463,10 +534,12 @@ function arbitraryInput(): fc.Arbitrary<AdmissionInput> {
     instanceId: maybe(str),
     modelIdentifier: maybe(str),
     requestedRole: roleStr,
-    requestedScopes: fc.array(scopeStr, { maxLength: 6 }),
+    requestedScopes: fc.oneof(
+      { weight: 3, arbitrary: fc.subarray([...OPERATOR_SCOPES]) },
+      { weight: 1, arbitrary: fc.subarray([...NODE_SCOPES]) },
+      { weight: 1, arbitrary: fc.array(scopeStr, { maxLength: 6 }) },
+    ),
     device: maybe(deviceClaim),
-    minProtocol: protocol,
-    maxProtocol: protocol,
   });
   const secret = maybe(fc.oneof(str, fc.constantFrom(SHARED_TOKEN, SHARED_PASSWORD, BACKEND_SECRET, DEVICE_TOKEN, BOOTSTRAP_TOKEN, "gwb_x", "")));
   const presented = fc.record({ token: secret, password: secret, deviceToken: secret, bootstrapToken: secret });
@@ -475,7 +548,7 @@ function arbitraryInput(): fc.Arbitrary<AdmissionInput> {
     clientIp: str,
     viaTrustedProxy: fc.boolean(),
     locality: fc.constantFrom("direct_local" as const, "remote" as const),
-    origin: maybe(fc.oneof(str, fc.constantFrom(ALLOWED_ORIGIN, "null", "http://localhost"))),
+    origin: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.oneof(str, fc.constantFrom(ALLOWED_ORIGIN, "null", "http://localhost")) }),
     host: maybe(str),
     proxyHeaders: fc.dictionary(fc.constantFrom("x-forwarded-user", "x-forwarded-proto", "__proto__", "constructor"), str),
   });
@@ -539,8 +612,9 @@ function arbitraryInput(): fc.Arbitrary<AdmissionInput> {
   // Half of the time, give the device block a valid signature over the generated claims,
   // so the deeper (pairing) paths run with hostile records and policies.
   return fc
-    .record({ claims, presented, facts, policy, sign: fc.boolean(), deviceIndex: fc.nat(DEVICES.length - 1) })
-    .map(({ claims: c, presented: p, facts: f, policy: pol, sign, deviceIndex }): AdmissionInput => {
+    .record({ claimFields: claims, protocols, presented, facts, policy, sign: fc.boolean(), deviceIndex: fc.nat(DEVICES.length - 1) })
+    .map(({ claimFields, protocols: [minProtocol, maxProtocol], presented: p, facts: f, policy: pol, sign, deviceIndex }): AdmissionInput => {
+      const c: Claims = { ...claimFields, minProtocol, maxProtocol };
       let finalClaims: Claims = c;
       if (sign && typeof c.requestedRole === "string") {
         const device = DEVICES[deviceIndex] as TestDevice;

@@ -1,7 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { decideAdmission, effectiveRoles, negotiateProtocol } from "../../src/admission/decide.js";
+import { claimsFromConnect } from "../../src/admission/claims.js";
 import { satisfies } from "../../src/admission/scopes.js";
+import { ConnectParamsSchema } from "../../src/protocol/frames.js";
 import { toWireError } from "../../src/protocol/gateway-error.js";
 import type { Scope } from "../../src/protocol/enums.js";
 import { createTestDevice } from "../support/device.js";
@@ -679,5 +681,47 @@ describe("decideAdmission: device proof inside the decision", () => {
     const d = decide({ device: fresh, presented: { token: SHARED_TOKEN }, facts: { challengeNonce: "custom-nonce" } });
     assertPairingRequired(d, "not-paired");
     assert.notEqual(CHALLENGE_NONCE, "custom-nonce");
+  });
+});
+
+describe("claims from connect params", () => {
+  const params = (client: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    minProtocol: 3,
+    maxProtocol: 3,
+    client: { id: "gateway-client", mode: "backend", version: "1.0.0", platform: "linux", ...client },
+    ...extra,
+  });
+
+  it("A07 unicode look-alikes and case variants of gateway-client/backend are refused by the closed enumeration", () => {
+    for (const client of [
+      { id: "Gateway-Client" },
+      { id: "gateway\u2010client" }, // Unicode hyphen
+      { id: "gаteway-client" }, // Cyrillic а
+      { id: "gateway-client " },
+      { mode: "Backend" },
+      { mode: "bасkend" }, // Cyrillic а, с
+      { mode: "backend\u200b" }, // zero-width space
+    ]) {
+      assert.equal(ConnectParamsSchema.safeParse(params(client)).success, false, JSON.stringify(client));
+    }
+    assert.equal(ConnectParamsSchema.safeParse(params({})).success, true);
+  });
+
+  it("claimsFromConnect defaults the role to operator and the scopes to [] and keeps the scope order as sent", () => {
+    const parsed = ConnectParamsSchema.parse(params({}, { scopes: ["operator.write", "operator.read"] }));
+    const claims = claimsFromConnect(parsed);
+    assert.equal(claims.requestedRole, "operator");
+    assert.deepEqual(claims.requestedScopes, ["operator.write", "operator.read"]);
+    assert.equal(claimsFromConnect(ConnectParamsSchema.parse(params({}))).requestedScopes.length, 0);
+  });
+
+  it("A06 a declared client id/mode selects nothing: parsed backend and cli claims decide identically", () => {
+    const input = (client: Record<string, unknown>) => {
+      const claims = claimsFromConnect(ConnectParamsSchema.parse(params(client, { scopes: ADMIN })));
+      return decideAdmission(connectInput({ claims, presented: { token: SHARED_TOKEN } }));
+    };
+    const backend = assertAdmit(input({}), { scopes: [] });
+    const cli = assertAdmit(input({ id: "cli", mode: "cli" }), { scopes: [] });
+    assert.equal(backend.grant.credential, cli.grant.credential);
   });
 });

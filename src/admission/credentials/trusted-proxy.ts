@@ -13,10 +13,16 @@ export function verifyTrustedProxy(auth: AuthPolicy, peer: PeerEvidence): Creden
   if (isLoopback(peer.remoteAddress)) {
     return rejected("trusted_proxy_loopback_source");
   }
+  // Own string properties only: a header name like "constructor" or "__proto__"
+  // must read as absent, not as an inherited Object.prototype member.
+  const header = (name: string): string | undefined => {
+    const value: unknown = Object.hasOwn(peer.proxyHeaders, name) ? peer.proxyHeaders[name] : undefined;
+    return typeof value === "string" ? value.trim() : undefined;
+  };
   for (const name of auth.requiredHeaders) {
-    if (!peer.proxyHeaders[name]?.trim()) return rejected("trusted_proxy_missing_header");
+    if (!header(name)) return rejected("trusted_proxy_missing_header");
   }
-  const user = peer.proxyHeaders[auth.userHeader]?.trim();
+  const user = header(auth.userHeader);
   if (!user) return rejected("trusted_proxy_user_missing");
   if (auth.allowUsers.length > 0 && !auth.allowUsers.includes(user)) return rejected("trusted_proxy_user_not_allowed");
   return verified({ kind: "trusted-proxy", user });
