@@ -314,6 +314,10 @@ export function decideAdmission(input: AdmissionInput): Decision {
   if (!approved.roles.includes(role)) {
     return { kind: "pairing-required", request: spec("role-upgrade", true), approved, credential };
   }
+  if (credential.kind === "device-token" && credential.role !== role) {
+    // A token admits the role it was issued for; this role has a token of its own.
+    return reject("credential", unauthorizedError("device_token_mismatch", unauthorizedCtx));
+  }
   if (!scopesWithin(requested, paired.approvedScopes)) {
     return { kind: "pairing-required", request: spec("scope-upgrade", true), approved, credential };
   }

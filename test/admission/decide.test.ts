@@ -304,15 +304,24 @@ describe("decideAdmission: paired devices", () => {
     assertPairingRequired(s, "role-upgrade");
   });
 
-  it("A11 a node-role device holding only its node token is not admitted as operator", () => {
+  it("A11 a node-role device holding only its node token gets a role-upgrade request, not the operator role", () => {
     const nodeDevice = pairedDeviceRecord(paired, { roles: ["node"], tokens: { node: { token: DEVICE_TOKEN } } });
-    const r = assertReject(decide(base({ presented: { deviceToken: DEVICE_TOKEN }, claims: { requestedScopes: [] }, facts: { pairedDevice: nodeDevice } })), "AUTH_DEVICE_TOKEN_MISMATCH");
-    assert.equal(r.authFailure, true);
+    assertPairingRequired(decide(base({ presented: { deviceToken: DEVICE_TOKEN }, claims: { requestedScopes: [] }, facts: { pairedDevice: nodeDevice } })), "role-upgrade");
     // and as node it is admitted
     assertAdmit(decide(base({ presented: { deviceToken: DEVICE_TOKEN }, claims: { requestedRole: "node", requestedScopes: [] }, facts: { pairedDevice: nodeDevice } })), {
       role: "node",
       scopes: [],
     });
+  });
+
+  it("a device approved for both roles cannot use its node token for an operator session", () => {
+    const both = pairedDeviceRecord(paired, {
+      roles: ["node", "operator"],
+      approvedScopes: ["operator.read"],
+      tokens: { node: { token: DEVICE_TOKEN }, operator: { token: "operator-token-of-this-device" } },
+    });
+    const r = assertReject(decide(base({ presented: { deviceToken: DEVICE_TOKEN }, claims: { requestedScopes: ["operator.read"] }, facts: { pairedDevice: both } })), "AUTH_DEVICE_TOKEN_MISMATCH");
+    assert.equal(r.authFailure, false, "a real token used for the wrong role is a mistake, not a guess");
   });
 
   it("A24 device A's token presented with device B's key is rejected; nothing is requested", () => {
