@@ -71,6 +71,10 @@ export function isLoopback(text: string | undefined): boolean {
 export function inCidrs(text: string | undefined, cidrs: readonly Cidr[]): boolean {
   const addr = parseIp(text);
   if (!addr) return false;
+  return addressInCidrs(addr, cidrs);
+}
+
+function addressInCidrs(addr: ipaddr.IPv4 | ipaddr.IPv6, cidrs: readonly Cidr[]): boolean {
   return cidrs.some(([net, bits]) => addr.kind() === net.kind() && addr.match([net, bits] as never));
 }
 
@@ -89,10 +93,13 @@ function clientFromForwardedFor(header: string | undefined, trusted: readonly Ci
 }
 
 export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[]): PeerEvidence {
-  const remoteAddress = canonicalIp(raw.remoteAddress);
-  const viaTrustedProxy = inCidrs(remoteAddress, trustedProxies);
+  // Parsed once (this runs on every upgrade): the canonical text re-parses to
+  // the same address, so this equals canonicalIp + inCidrs + isLoopback on it.
+  const peerAddr = parseIp(raw.remoteAddress);
+  const remoteAddress = peerAddr?.toString() ?? raw.remoteAddress;
+  const viaTrustedProxy = peerAddr !== undefined && addressInCidrs(peerAddr, trustedProxies);
   const forwardedClient = viaTrustedProxy ? clientFromForwardedFor(raw.forwardedFor, trustedProxies) : undefined;
-  const locality: Locality = !raw.hasForwardingHeaders && isLoopback(remoteAddress) ? "direct_local" : "remote";
+  const locality: Locality = !raw.hasForwardingHeaders && peerAddr !== undefined && peerAddr.range() === "loopback" ? "direct_local" : "remote";
   return {
     remoteAddress,
     clientIp: forwardedClient ?? remoteAddress,

@@ -1,12 +1,12 @@
-import pino from "pino";
 import { resolveConfig, databasePath, type ConfigOverrides } from "../config.js";
-import { createLogger } from "../server/logger.js";
+import { batchedDestination, createLogger } from "../server/logger.js";
 import { startGateway } from "../start-gateway.js";
 
 export async function serveCommand(flags: ConfigOverrides): Promise<void> {
   const config = resolveConfig(flags, process.env);
   // Logs are JSON lines on stderr; stdout carries what a person reads.
-  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ fd: 2, sync: false }) });
+  const destination = batchedDestination(2);
+  const logger = createLogger({ level: config.logLevel, destination });
   const running = await startGateway(config, { logger });
   const { address } = running;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -33,7 +33,12 @@ export async function serveCommand(flags: ConfigOverrides): Promise<void> {
     logger.info({ event: "stopping", signal }, "gateway stopping");
     running.stop().then(
       () => {
-        logger.flush();
+        try {
+          // Synchronously: the last lines (this stop's included) are written before exit.
+          destination.flushSync();
+        } catch {
+          // stderr is gone: nothing more to write
+        }
         process.exit(0);
       },
       () => process.exit(1),

@@ -27,6 +27,8 @@ export function defineMethod<P>(def: MethodDefinition<P>): RegisteredMethod {
 
 export class MethodRegistry {
   private readonly methods = new Map<string, RegisteredMethod>();
+  /** Sorted names, computed once per registration: every hello-ok lists them. */
+  private sortedNames: readonly string[] | undefined;
 
   register(method: RegisteredMethod): void {
     if (this.methods.has(method.name)) throw new Error(`method registered twice: ${method.name}`);
@@ -36,6 +38,7 @@ export class MethodRegistry {
       throw new Error(`method ${method.name} declares a requirement that differs from the protocol's table`);
     }
     this.methods.set(method.name, method);
+    this.sortedNames = undefined;
   }
 
   get(name: string): RegisteredMethod | undefined {
@@ -48,6 +51,7 @@ export class MethodRegistry {
   }
 
   names(): string[] {
-    return [...this.methods.keys()].sort();
+    this.sortedNames ??= [...this.methods.keys()].sort();
+    return [...this.sortedNames];
   }
 }

@@ -30,9 +30,9 @@ const ClientInfoSchema = z
     modelIdentifier: str(128).optional(),
     mode: z.enum(CLIENT_MODES),
     instanceId: str(256).optional(),
-    // protocol 4 (spec §16)
-    buildId: str(256).optional(),
-    timeZone: str(128).optional(),
+    // protocol 4 (spec §16); bounds as in openclaw 2026.9.6's ConnectParamsSchema
+    buildId: str(96).optional(),
+    timeZone: str(64).optional(),
   })
   .strict();
 

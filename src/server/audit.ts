@@ -38,6 +38,7 @@ export function auditAdmission(
       {
         ...base,
         decision: "admit",
+        protocol: decision.protocol,
         evidence: decision.grant.credential,
         authMethod: decision.grant.authMethod,
         role: decision.grant.role,

@@ -30,7 +30,8 @@ const UNAUTHORIZED_STREAK_LIMIT = 10;
 export class Connection {
   private state: State = "awaiting-connect";
   private readonly nonce: string;
-  private readonly timer: NodeJS.Timeout;
+  /** The handshake timeout; dropped once admitted so an idle session does not keep it. */
+  private timer: NodeJS.Timeout | undefined;
   private session: Session | undefined;
 
   constructor(
@@ -207,7 +208,6 @@ export class Connection {
       if (r.ok) issued = r.value;
     }
     if (!this.open) return;
-    rt.limiter.reset(this.limiterKey);
 
     const { grant } = decision;
     const presence: PresenceEntry | undefined =
@@ -241,6 +241,7 @@ export class Connection {
       unauthorizedStreak: 0,
     };
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.state = "admitted";
     this.session = session;
     this.onPreauthEnd();

@@ -7,9 +7,11 @@ interface Entry {
 }
 
 /**
- * Failed-authentication lockout per key (client IP, or browser origin on
- * loopback). Only failures of a presented secret count; a success resets the
- * key. Bounded: the least recently touched keys are forgotten first.
+ * Failed-authentication lockout per key (client IP, or the browser pages of a
+ * loopback address). Only failures of a presented secret count, and they only
+ * expire with the window: a success does not reset them, or a client holding
+ * any valid credential could refill its budget between guesses. Bounded: the
+ * least recently touched keys are forgotten first.
  */
 export class FailedAuthLimiter {
   private readonly entries = new Map<string, Entry>();
@@ -43,10 +45,6 @@ export class FailedAuthLimiter {
       if (oldest === undefined) break;
       this.entries.delete(oldest);
     }
-  }
-
-  reset(key: string): void {
-    this.entries.delete(key);
   }
 
   get size(): number {

@@ -12,6 +12,7 @@ import type { GatewayIdentity, MethodServices, RegisteredMethod } from "../metho
 import { DEVICE_METHODS } from "../methods/device-methods.js";
 import { MethodRegistry } from "../methods/registry.js";
 import { SYSTEM_METHODS } from "../methods/system-methods.js";
+import { HOST_METHODS } from "../methods/host-methods.js";
 import { pendingToWire } from "../methods/wire-records.js";
 import type { IssuedToken } from "../pairing/device-tokens.js";
 import type { PairingLimits } from "../pairing/limits.js";
@@ -19,6 +20,7 @@ import { CloseCode } from "../protocol/close-codes.js";
 import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../store/store.js";
 import { Connection } from "./connection.js";
 import { GATEWAY_EVENTS } from "./event-delivery.js";
+import { buildHelloOk } from "./hello-ok.js";
 import { FailedAuthLimiter } from "./failed-auth-limiter.js";
 import { KeyedCounter } from "./ip-budget.js";
 import { createKeyCache } from "./key-cache.js";
@@ -79,6 +81,8 @@ export class Gateway implements GatewayRuntime {
   private changesAgain = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAtMs: number;
+  /** Identifies this process in protocol-4 hello-ok (`server.bootId`). */
+  private readonly bootId: string;
   private stopping = false;
   /** Every accepted socket, admitted or not, so shutdown reaches them all. */
   private readonly sockets = new Set<WebSocket>();
@@ -96,7 +100,8 @@ export class Gateway implements GatewayRuntime {
     this.preauthPerIp = new KeyedCounter(options.limits.maxPreauthPerIp);
     this.connectionsPerIp = new KeyedCounter(options.limits.maxConnectionsPerIp);
     this.startedAtMs = options.clock.now();
-    for (const m of [...SYSTEM_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
+    this.bootId = options.random.uuid();
+    for (const m of [...SYSTEM_METHODS, ...HOST_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
     const sessions = this.sessions;
     this.services = {
       store: options.store,
@@ -198,8 +203,10 @@ export class Gateway implements GatewayRuntime {
       this.sockets.add(ws);
       ws.once("close", () => this.sockets.delete(ws));
       const connId = this.random.uuid();
-      const origin = peer.origin?.trim().toLowerCase();
-      const limiterKey = origin && peer.locality === "direct_local" ? `origin:${origin.slice(0, 256)}` : `ip:${ip}`;
+      // Browser pages on loopback share one failure budget per address, apart from the
+      // address's own: a page cannot lock the local CLI out, and rotating the Origin
+      // header buys no fresh budget.
+      const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${ip}` : `ip:${ip}`;
       new Connection(this, ws, connId, peer, limiterKey, releasePreauth);
     });
   }
@@ -212,11 +219,15 @@ export class Gateway implements GatewayRuntime {
   helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown> {
     const { grant, issued } = input;
     const admin = satisfies(grant.scopes, "operator.admin");
-    return {
-      type: "hello-ok",
+    return buildHelloOk({
       protocol: input.protocol,
-      server: { version: this.options.version, connId: input.connId },
-      features: { methods: this.methods.names(), events: GATEWAY_EVENTS },
+      connId: input.connId,
+      bootId: this.bootId,
+      version: this.options.version,
+      grant,
+      issued,
+      methods: this.methods.names(),
+      events: GATEWAY_EVENTS,
       snapshot: {
         presence: this.sessions.presence(),
         health: {},
@@ -224,19 +235,12 @@ export class Gateway implements GatewayRuntime {
         uptimeMs: this.clock.now() - this.startedAtMs,
         ...(admin ? { authMode: this.currentPolicy.auth.mode, ...(this.options.stateDir ? { stateDir: this.options.stateDir } : {}) } : {}),
       },
-      auth: {
-        role: grant.role,
-        // Always the session's effective scopes, never a token's (spec §10.3 quirk fixed).
-        scopes: [...grant.scopes],
-        method: grant.authMethod,
-        ...(issued ? { deviceToken: issued.token, issuedAtMs: issued.issuedAtMs } : {}),
-      },
       policy: {
         maxPayload: this.limits.maxPayloadBytes,
         maxBufferedBytes: this.limits.maxBufferedBytes,
         tickIntervalMs: this.limits.tickIntervalMs,
       },
-    };
+    });
   }
 
   /** React to store changes now (coalesced; one pass at a time). */

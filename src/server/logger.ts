@@ -1,3 +1,4 @@
+import { writeSync } from "node:fs";
 import pino, { type Logger } from "pino";
 
 export type { Logger };
@@ -34,6 +35,81 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return options.destination ? pino(opts, options.destination) : pino(opts);
+}
+
+/** How long log lines may wait to be written together, and how much may wait. */
+export interface LogBatching {
+  readonly maxDelayMs: number;
+  readonly maxChars: number;
+}
+
+export const DEFAULT_LOG_BATCHING: LogBatching = { maxDelayMs: 10, maxChars: 16 * 1024 };
+
+/** The destination pino writes to, with the flush hooks it and an exiting process call. */
+export interface BatchedDestination extends pino.DestinationStream {
+  flush(cb?: (err?: Error) => void): void;
+  flushSync(): void;
+}
+
+/**
+ * An asynchronous destination on `fd` that writes lines in batches: at most
+ * `maxDelayMs` after the first waiting line, at once past `maxChars`.
+ *
+ * Why: an asynchronous write is a round trip through the libuv thread pool
+ * (a wake-up, the write, a completion event). With one audit line per
+ * handshake that round trip was the largest part of logging's cost under
+ * load (BENCHMARKS.md). The lines, their order and content are unchanged;
+ * they reach the fd up to `maxDelayMs` later. flush() hands everything over
+ * at once, and lines still waiting when the process exits are written
+ * synchronously, after pino's own exit flush of the stream below.
+ */
+export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_LOG_BATCHING): BatchedDestination {
+  const stream = pino.destination({ fd, sync: false });
+  let waiting = "";
+  let timer: NodeJS.Timeout | undefined;
+  const handOver = (): void => {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    if (waiting === "") return;
+    const text = waiting;
+    waiting = "";
+    stream.write(text);
+  };
+  const flushSync = (): void => {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    stream.flushSync();
+    if (waiting === "") return;
+    const text = waiting;
+    waiting = "";
+    writeSync(fd, text);
+  };
+  process.on("exit", () => {
+    try {
+      flushSync();
+    } catch {
+      // stderr closed or not ready: nothing more can be written at exit
+    }
+  });
+  return {
+    write(line: string): void {
+      waiting += line;
+      if (waiting.length >= batching.maxChars) handOver();
+      else if (timer === undefined) {
+        timer = setTimeout(handOver, batching.maxDelayMs);
+        timer.unref();
+      }
+    },
+    flush(cb?: (err?: Error) => void): void {
+      handOver();
+      stream.flush(cb);
+    },
+    flushSync,
+  };
 }
 
 export function silentLogger(): Logger {

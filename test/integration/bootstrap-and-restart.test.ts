@@ -18,7 +18,8 @@ describe("bootstrap tokens and restarts", () => {
 
       const device = createTestDevice();
       const c = await TestClient.open(gw.url);
-      const hello = await c.connect({ device, scopes: ["operator.read", "operator.admin"], auth: { bootstrapToken: token } });
+      // protocol 4: its hello-ok names the auth method (protocol 3's closed schema has no such field)
+      const hello = await c.connect({ device, maxProtocol: 4, scopes: ["operator.read", "operator.admin"], auth: { bootstrapToken: token } });
       assert.equal(hello.ok, true, JSON.stringify(hello.error));
       const auth = (hello.payload as { auth: { scopes: string[]; deviceToken: string; method: string } }).auth;
       assert.deepEqual(auth.scopes, ["operator.read"], "narrowed to the bootstrap token's scopes");

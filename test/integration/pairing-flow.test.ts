@@ -48,7 +48,8 @@ describe("pairing end to end against a real gateway process", () => {
     second.close();
 
     const third = await TestClient.open(gw.url);
-    const again = await third.connect({ device, scopes, auth: { deviceToken: auth.deviceToken } });
+    // protocol 4: its hello-ok names the auth method (protocol 3's closed schema has no such field)
+    const again = await third.connect({ device, maxProtocol: 4, scopes, auth: { deviceToken: auth.deviceToken } });
     assert.equal(again.ok, true, JSON.stringify(again.error));
     const againAuth = (again.payload as { auth: { scopes: string[]; method: string; deviceToken?: string } }).auth;
     assert.deepEqual(againAuth.scopes, [...scopes].sort());

@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { ok } from "../result.js";
+import { defineMethod } from "./registry.js";
+
+// Read methods the official CLI calls while rendering `openclaw status` and
+// `openclaw system …` (spec §15). They describe what a full OpenClaw host runs
+// behind its gateway: messaging channels, agent heartbeats, its config file.
+// gatewarden is only the front door and hosts none of them, so each answer is
+// the true one — empty, null, absent — in the shape the CLI reads, rather than
+// an "unknown method" error that the CLI reports as a broken gateway.
+
+export const channelsStatus = defineMethod({
+  name: "channels.status",
+  requires: { kind: "scope", scope: "operator.read" },
+  params: z
+    .object({
+      probe: z.boolean().optional(),
+      timeoutMs: z.number().int().min(0).max(600_000).optional(),
+      // protocol 4: ask for one channel only
+      channel: z.string().min(1).max(128).optional(),
+    })
+    .strict(),
+  handler: async (_p, _caller, services) =>
+    ok({
+      ts: services.clock.now(),
+      channelOrder: [],
+      channelLabels: {},
+      channels: {},
+      channelAccounts: {},
+      channelDefaultAccountId: {},
+    }),
+});
+
+export const lastHeartbeat = defineMethod({
+  name: "last-heartbeat",
+  requires: { kind: "scope", scope: "operator.read" },
+  params: z.object({}).strict(),
+  // No agents run here, so no heartbeat has ever fired: upstream's "none yet" answer.
+  handler: async () => ok(null),
+});
+
+export const configGet = defineMethod({
+  name: "config.get",
+  requires: { kind: "scope", scope: "operator.read" },
+  params: z.object({}).strict(),
+  // There is no OpenClaw config file on this host; gatewarden's own settings are
+  // not in OpenClaw's schema and are not exposed here.
+  handler: async () =>
+    ok({
+      path: null,
+      exists: false,
+      valid: true,
+      raw: null,
+      parsed: null,
+      config: {},
+      issues: [],
+      warnings: [],
+      legacyIssues: [],
+    }),
+});
+
+export const HOST_METHODS = [channelsStatus, lastHeartbeat, configGet];
