@@ -76,6 +76,20 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     assert.deepEqual(pending(), [], "and no pairing request was created: there was no device to pair");
   });
 
+  it("on loopback, a backend credential an operator registered for the CLI admits it without a device, within that credential's scopes only", async () => {
+    const added = gw.cli(["backends", "add", "local-openclaw-cli", "--scopes", "operator.read,operator.pairing", "--json"]);
+    assert.equal(added.code, 0, added.stderr);
+    const { secret } = JSON.parse(added.stdout) as { secret: string };
+    const listed = await operator.run(["devices", "list", "--url", loopbackUrl, "--token", secret, "--json"]);
+    assert.equal(listed.code, 0, describeRun(listed));
+    assert.ok(Array.isArray(jsonOutput<PairingList>(listed).paired));
+    const audit = admissionAudits(gw.logLines()).filter((a) => a.principal === "local-openclaw-cli" && a.decision === "admit");
+    assert.ok(audit.length >= 1);
+    assert.equal(audit.at(-1)?.evidence, "backend");
+    for (const scope of audit.at(-1)?.scopes ?? []) assert.ok(["operator.read", "operator.pairing"].includes(scope), `granted ${scope}`);
+    assert.equal(gw.cli(["backends", "revoke", "local-openclaw-cli"]).code, 0);
+  });
+
   it("addressed by a LAN name the CLI presents its device: `openclaw system presence` leaves a pending request and is admitted with operator.read once `gatewarden devices approve` approves it", async () => {
     const call = ["system", "presence", "--url", lanUrl, "--token", token, "--json"];
     const refused = await operator.run(call);

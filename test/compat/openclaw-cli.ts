@@ -166,6 +166,10 @@ export interface AdmissionAudit {
   readonly requestedScopes?: readonly string[];
   readonly scopes?: readonly string[];
   readonly authMethod?: string;
+  /** The kind of verified credential (admitted sessions). */
+  readonly evidence?: string;
+  /** Backend name or trusted-proxy user. */
+  readonly principal?: string;
   readonly deviceId?: string;
   readonly claimedDevice?: string;
   readonly reason?: string;
