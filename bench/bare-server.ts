@@ -90,7 +90,15 @@ function onSocket(ws: WebSocket): void {
   let admitted = false;
   ws.on("error", () => undefined);
   ws.on("message", (data) => {
-    const frame = JSON.parse((data as Buffer).toString("utf8")) as ConnectFrame & { method: string };
+    let frame: ConnectFrame & { method: string };
+    try {
+      frame = JSON.parse((data as Buffer).toString("utf8")) as ConnectFrame & { method: string };
+      if (!admitted && typeof frame.params?.device?.publicKey !== "string") throw new Error("not a signed connect");
+    } catch {
+      // Only the load generator talks to the limit; anything else is dropped, not crashed on.
+      ws.close(1008, "invalid request frame");
+      return;
+    }
     if (admitted) {
       if (frame.method === "health") {
         const ts = Date.now();

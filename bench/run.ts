@@ -31,6 +31,7 @@ interface Options {
   readonly warmupMs: number;
   readonly rttWindow: number;
   readonly rttMs: number;
+  readonly rssRuns: number;
   readonly sessionCounts: readonly number[];
   readonly settleMs: number;
   /** Which parts run: handshakes, rtt, rss (all by default; --only picks). */
@@ -46,7 +47,7 @@ function parseOptions(argv: readonly string[]): Options {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const quick = flag("--quick");
-  const runs = Number(value("--runs") ?? (quick ? 1 : 3));
+  const runs = Number(value("--runs") ?? (quick ? 1 : 5));
   const devices = Number(value("--devices") ?? (quick ? 50 : 200));
   if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(devices) || devices < 1) throw new Error("--runs and --devices take positive integers");
   const profile = value("--profile");
@@ -55,10 +56,12 @@ function parseOptions(argv: readonly string[]): Options {
     runs,
     devices,
     concurrencies: [1, 50, 200],
-    handshakeMs: (c) => (quick ? 1500 : c === 1 ? 3000 : 4000),
+    handshakeMs: (c) => (quick ? 1500 : c === 1 ? 2000 : 3000),
     warmupMs: quick ? 1000 : 2000,
     rttWindow: 16,
-    rttMs: quick ? 1000 : 3000,
+    rttMs: quick ? 1000 : 2000,
+    // Memory is steadier than throughput: three fresh processes each are enough.
+    rssRuns: Math.min(runs, 3),
     sessionCounts: [1000, 10_000],
     settleMs: quick ? 1500 : 2500,
     phases: new Set((value("--only") ?? "handshakes,rtt,rss").split(",").filter((p) => !(p === "rss" && flag("--no-rss")))),
@@ -228,7 +231,7 @@ async function main(): Promise<void> {
     if (opts.phases.has("rss") && sessionCounts.length > 0) {
       // A fresh process per run: a server that has just served thousands of
       // handshakes carries garbage and grown heaps that would blur the delta.
-      for (let run = 0; run < opts.runs; run++) {
+      for (let run = 0; run < opts.rssRuns; run++) {
         const names: TargetName[] = run % 2 === 0 ? ["bare", "gatewarden"] : ["gatewarden", "bare"];
         for (const name of names) {
           const server = name === "bare" ? await startBare(ROOT, serverCpu, templates) : await startGatewarden(ROOT, stateDir, serverCpu, logIndex++);
@@ -238,20 +241,25 @@ async function main(): Promise<void> {
             await sleep(opts.settleMs);
             const baselineBytes = await rssMedian(server.pid);
             const at = new Map<number, number>();
+            const openCpuUs = new Map<number, number>();
             let errors = 0;
             let firstError: string | undefined;
+            let previous = 0;
             for (const n of sessionCounts) {
+              const cpu0 = cpuSeconds(server.pid);
               const opened = await client.run({ cmd: "openSessions", url: server.url, total: n, concurrency: 100 });
+              openCpuUs.set(n, ((cpuSeconds(server.pid) - cpu0) / Math.max(1, opened.open - previous)) * 1e6);
+              previous = opened.open;
               errors += opened.errors;
               firstError ??= opened.firstError;
               await sleep(opts.settleMs);
               at.set(n, await rssMedian(server.pid));
               say(
                 `run ${run + 1} ${name} ${opened.open} idle sessions (opened in ${(opened.elapsedMs / 1000).toFixed(1)} s): RSS ${(at.get(n)! / 2 ** 20).toFixed(1)} MiB, ` +
-                  `baseline ${(baselineBytes / 2 ** 20).toFixed(1)} MiB, ${((at.get(n)! - baselineBytes) / n / 1024).toFixed(2)} KiB/session${opened.errors ? `, ${opened.errors} errors (${opened.firstError})` : ""}`,
+                  `baseline ${(baselineBytes / 2 ** 20).toFixed(1)} MiB, ${((at.get(n)! - baselineBytes) / n / 1024).toFixed(2)} KiB/session, ${openCpuUs.get(n)!.toFixed(0)} µs server CPU per session opened${opened.errors ? `, ${opened.errors} errors (${opened.firstError})` : ""}`,
               );
             }
-            results[name].rss.push({ baselineBytes, at, errors, firstError } satisfies RssSample);
+            results[name].rss.push({ baselineBytes, at, openCpuUs, errors, firstError } satisfies RssSample);
             await client.run({ cmd: "closeSessions" });
           } finally {
             await server.stop();
@@ -273,7 +281,7 @@ async function main(): Promise<void> {
       `Handshake: TCP connect → \`connect.challenge\` → \`connect\` signed with the device's Ed25519 key over the v3 payload, \`auth: { deviceToken }\`, client \`cli\`/\`cli\`, role operator, scopes [operator.read] → hello-ok → close; latency is TCP connect to hello-ok. ` +
         `Concurrent loop i uses device i of ${opts.devices} pre-paired devices${opts.devices < Math.max(...opts.concurrencies) ? " (fewer devices than loops in this mode: some devices have several sockets)" : ""}.`,
       `Phases: ${opts.concurrencies.map((c) => `${label(c)} ${opts.handshakeMs(c) / 1000} s`).join(", ")}; \`health\` ${opts.rttMs / 1000} s sequential and ${opts.rttMs / 1000} s with ${opts.rttWindow} requests in flight on one session; a warm-up of ${opts.warmupMs / 1000} s per server first; runs alternate which server goes first.`,
-      `RSS: a fresh server process per run; baseline after 0.5 s of handshakes and ${opts.settleMs / 1000} s idle; then ${sessionCounts.map((n) => n.toLocaleString("en-US")).join(" and ")} idle authenticated sessions (100 opened at a time), RSS read ${opts.settleMs / 1000} s after the last opened (median of 3 reads); per session = (RSS − baseline) / sessions. Kernel socket buffers are not in RSS.`,
+      `RSS: a fresh server process per run (${opts.rssRuns} runs); baseline after 0.5 s of handshakes and ${opts.settleMs / 1000} s idle; then ${sessionCounts.map((n) => n.toLocaleString("en-US")).join(" and ")} idle authenticated sessions (100 opened at a time), RSS read ${opts.settleMs / 1000} s after the last opened (median of 3 reads); per session = (RSS − baseline) / sessions. Kernel socket buffers are not in RSS.`,
       "Client source addresses are spread over 127.0.0.1–127.0.0.64 (`localAddress`), so short-lived connections never run out of ephemeral ports; gatewarden's config raises limits.maxPreauthPerIp, limits.maxConnectionsPerIp, limits.maxConnections and pairing.maxPendingPerIp for this.",
     );
     const report = renderReport({
@@ -281,6 +289,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
       mode: opts.quick ? "quick" : "default",
       runs: opts.runs,
+      rssRuns: opts.rssRuns,
       devices: opts.devices,
       concurrencies: opts.concurrencies,
       sessionCounts: opts.phases.has("rss") ? sessionCounts : [],

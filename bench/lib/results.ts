@@ -31,6 +31,8 @@ export interface RssSample {
   readonly baselineBytes: number;
   /** Sessions requested → server RSS with that many idle sessions open. */
   readonly at: ReadonlyMap<number, number>;
+  /** Server CPU per session opened while going from the previous count to this one, µs. */
+  readonly openCpuUs: ReadonlyMap<number, number>;
   readonly errors: number;
   readonly firstError: string | undefined;
 }

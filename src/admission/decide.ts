@@ -83,6 +83,8 @@ export type Decision =
       };
       /** Mint a device token for this (device, role) and return it in hello-ok. */
       readonly issueToken?: { readonly deviceId: string; readonly role: Role; readonly scopes: readonly Scope[] };
+      /** A bootstrap token admitted an already-paired device: it is used up all the same (one use, whatever for). */
+      readonly consumeBootstrap?: { readonly bootstrapId: string };
       readonly device: VerifiedDevice | undefined;
     }
   | {
@@ -335,6 +337,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
     // The client proved the device key plus another credential: hand it a fresh
     // token for its approved grant (tokens are stored hashed, so never re-sent).
     issueToken: { deviceId: device.deviceId, role, scopes: paired.tokens[role]?.scopes ?? tokenScopesFor(role, paired.approvedScopes) },
+    ...(credential.kind === "bootstrap-token" ? { consumeBootstrap: { bootstrapId: credential.id } } : {}),
   };
 }
 

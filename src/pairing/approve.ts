@@ -5,6 +5,7 @@ import { err, ok, type Result } from "../result.js";
 import type { DeviceTokenRecord, PairedDeviceRecord, PendingRequestRecord } from "../store/records.js";
 import type { Store, StoreWriter } from "../store/store.js";
 import { approverMayActOn, firstScopeBeyond, type Approver } from "./approver.js";
+import { consumeBootstrapIn } from "./bootstrap-tokens.js";
 import { denied, missingScope, unknownRequest } from "./errors.js";
 import { invalidRequest } from "../protocol/gateway-error.js";
 
@@ -115,11 +116,8 @@ export async function approveSilently(
   const { nowMs } = opts;
   return store.transact(async (tx) => {
     if (via.kind === "bootstrap") {
-      const boot = await tx.getBootstrapByTokenHash(via.tokenHash);
-      if (!boot || boot.consumedAtMs !== undefined || nowMs >= boot.expiresAtMs) {
-        return err(invalidRequest("AUTH_BOOTSTRAP_TOKEN_INVALID", "unauthorized: bootstrap token invalid or expired (scan a fresh setup code)"));
-      }
-      await tx.putBootstrap({ ...boot, consumedAtMs: nowMs, consumedByDeviceId: spec.deviceId });
+      const consumed = await consumeBootstrapIn(tx, via.tokenHash, spec.deviceId, nowMs);
+      if (!consumed.ok) return consumed;
     }
     const existing = await tx.getPairedDevice(spec.deviceId);
     if (existing && existing.publicKey === spec.publicKey) {

@@ -5,7 +5,7 @@ import { isRole, type Role, type Scope } from "../protocol/enums.js";
 import { invalidRequest } from "../protocol/gateway-error.js";
 import { err, ok, type Result } from "../result.js";
 import type { BootstrapRecord } from "../store/records.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreWriter } from "../store/store.js";
 
 export const DEFAULT_BOOTSTRAP_TTL_MS = 10 * 60_000;
 export const MAX_BOOTSTRAP_TTL_MS = 24 * 60 * 60_000;
@@ -43,6 +43,21 @@ export async function createBootstrapToken(
     await tx.putBootstrap(record);
   });
   return ok({ token, record });
+}
+
+/**
+ * Use up a bootstrap token inside a store transaction: it must exist, be
+ * unconsumed and unexpired. Whatever it admitted (a first pairing or an
+ * already-paired device), a second use finds it consumed and fails.
+ */
+export async function consumeBootstrapIn(tx: StoreWriter, tokenHash: string, deviceId: string, nowMs: number): Promise<Result<BootstrapRecord>> {
+  const boot = await tx.getBootstrapByTokenHash(tokenHash);
+  if (!boot || boot.consumedAtMs !== undefined || nowMs >= boot.expiresAtMs) {
+    return err(invalidRequest("AUTH_BOOTSTRAP_TOKEN_INVALID", "unauthorized: bootstrap token invalid or expired (scan a fresh setup code)"));
+  }
+  const consumed: BootstrapRecord = { ...boot, consumedAtMs: nowMs, consumedByDeviceId: deviceId };
+  await tx.putBootstrap(consumed);
+  return ok(consumed);
 }
 
 /** Setup code as upstream encodes it: base64url of `{"url","bootstrapToken"}`. */

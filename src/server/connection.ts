@@ -9,6 +9,7 @@ import { pairingRequiredError } from "../admission/auth-errors.js";
 import { authorize } from "../methods/authorize.js";
 import type { CallerSession, PresenceEntry } from "../methods/define-method.js";
 import { approveSilently } from "../pairing/approve.js";
+import { consumeBootstrapIn } from "../pairing/bootstrap-tokens.js";
 import { issueDeviceToken, type IssuedToken } from "../pairing/device-tokens.js";
 import { requestPairing } from "../pairing/request-pairing.js";
 import { CloseCode } from "../protocol/close-codes.js";
@@ -186,18 +187,23 @@ export class Connection {
 
   private async admit(reqId: string, claims: Claims, presented: PresentedSecrets, decision: Extract<Decision, { kind: "admit" }>): Promise<void> {
     const { rt } = this;
+    const bootstrap = nonBlank(presented.bootstrapToken);
+    const bootstrapHash = bootstrap === undefined ? "" : secretDigestHex(bootstrap);
     if (decision.silentApproval) {
-      const bootstrap = nonBlank(presented.bootstrapToken);
-      const via =
-        decision.silentApproval.via === "bootstrap" && bootstrap !== undefined
-          ? ({ kind: "bootstrap", tokenHash: secretDigestHex(bootstrap) } as const)
-          : ({ kind: "local-policy" } as const);
+      const via = decision.silentApproval.via === "bootstrap" ? ({ kind: "bootstrap", tokenHash: bootstrapHash } as const) : ({ kind: "local-policy" } as const);
       const approved = await approveSilently(rt.store, decision.silentApproval.request, via, { nowMs: rt.clock.now(), requestId: rt.random.uuid() });
       if (!approved.ok) {
         this.audit(claims, { kind: "reject", stage: "pairing", code: approved.error.detailCode }, "silent approval failed");
         return rejectAndClose(this.ws, reqId, handshakeRejection("INVALID_REQUEST", approved.error.detailCode, approved.error.message));
       }
       rt.storeChanged();
+    } else if (decision.consumeBootstrap) {
+      const deviceId = decision.grant.deviceId ?? "";
+      const used = await rt.store.transact((tx) => consumeBootstrapIn(tx, bootstrapHash, deviceId, rt.clock.now()));
+      if (!used.ok) {
+        this.audit(claims, { kind: "reject", stage: "credential", code: used.error.detailCode }, "bootstrap token already used");
+        return rejectAndClose(this.ws, reqId, handshakeRejection("INVALID_REQUEST", used.error.detailCode, used.error.message));
+      }
     }
     let issued: IssuedToken | undefined;
     if (decision.issueToken) {

@@ -19,6 +19,13 @@ export interface Session {
 }
 
 /**
+ * Presence changes within this window go out as one broadcast. Every
+ * broadcast carries the whole list to every session, so one per connect made
+ * N connects cost O(N²) events and O(N³) bytes.
+ */
+export const PRESENCE_COALESCE_MS = 250;
+
+/**
  * The admitted sessions, indexed for the closes that revocation needs.
  * Broadcasts check each receiver's grant and drop slow consumers.
  */
@@ -31,6 +38,7 @@ export class SessionRegistry {
    */
   private readonly presences = new Map<string, PresenceEntry>();
   private presenceVersion = 0;
+  private presenceBroadcast: NodeJS.Timeout | undefined;
 
   constructor(private readonly maxBufferedBytes: number) {}
 
@@ -89,24 +97,32 @@ export class SessionRegistry {
   }
 
   broadcast(event: string, payload: unknown): void {
+    // Every receiver gets the same event and payload: serialize them once, then
+    // add each session's seq (the frame's fields stay in EventFrame order).
+    let head: string | undefined;
     for (const s of this.sessions.values()) {
       if (!mayReceive(s.grant, event)) continue;
-      this.sendEvent(s, { type: "event", event, payload, seq: ++s.seq, stateVersion: this.stateVersion });
+      head ??= JSON.stringify({ type: "event", event, payload } satisfies EventFrame).slice(0, -1);
+      this.sendText(s, `${head},"seq":${++s.seq},"stateVersion":${JSON.stringify(this.stateVersion)}}`);
     }
   }
 
-  sendEvent(s: Session, frame: EventFrame): void {
+  private sendText(s: Session, text: string): void {
     if (s.ws.bufferedAmount > this.maxBufferedBytes) {
       this.remove(s.connId);
       s.ws.close(1008, "slow consumer");
       return;
     }
-    s.ws.send(JSON.stringify(frame));
+    s.ws.send(text);
   }
 
   private presenceChanged(): void {
     this.presenceVersion++;
-    const presence = this.presence();
-    this.broadcast("presence", { presence });
+    if (this.presenceBroadcast) return;
+    this.presenceBroadcast = setTimeout(() => {
+      this.presenceBroadcast = undefined;
+      this.broadcast("presence", { presence: this.presence() });
+    }, PRESENCE_COALESCE_MS);
+    this.presenceBroadcast.unref();
   }
 }

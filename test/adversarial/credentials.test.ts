@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { verifySharedSecret } from "../../src/admission/credentials/shared-secret.js";
 import { secretDigest } from "../../src/admission/secret-digest.js";
-import { SHARED_TOKEN, assertReject, decide, tokenAuth } from "../support/admission-fixtures.js";
+import {
+  BOOTSTRAP_TOKEN,
+  SHARED_TOKEN,
+  assertAdmit,
+  assertReject,
+  bootstrapRecord,
+  decide,
+  pairedDeviceRecord,
+  tokenAuth,
+} from "../support/admission-fixtures.js";
 import {
   SecretLedger,
   addBackend,
@@ -238,6 +247,40 @@ describe("A21–A28 credentials and tokens over real sockets", () => {
     }
     assertDevicesUnchanged(unlimited, before);
     assertNoTraceOf(unlimited, second.id);
+  });
+
+  it("A27 a bootstrap token presented by an already-paired device is used up by that use: a second use, by it or a new device, is refused", async () => {
+    const pairedDevice = createTestDevice();
+    await pairDevice(unlimited, pairedDevice, ledger, { scopes: ["operator.read"] });
+    const r = unlimited.cli(["token", "bootstrap", "--scopes", "operator.read", "--json"]);
+    const { token } = JSON.parse(r.stdout) as { token: string };
+    ledger.add(token);
+    const first = await openConnect(unlimited, { device: pairedDevice, scopes: ["operator.read"], auth: { bootstrapToken: token } }, ledger);
+    ledger.add(helloAuth(first.reply).deviceToken);
+    first.client.close();
+
+    const before = listDevices(unlimited);
+    const newcomer = createTestDevice();
+    for (const device of [pairedDevice, newcomer]) {
+      const { client, reply } = await openConnect(unlimited, { device, scopes: ["operator.read"], auth: { bootstrapToken: token } }, ledger);
+      await assertRefused(client, reply, "AUTH_BOOTSTRAP_TOKEN_INVALID");
+    }
+    assertDevicesUnchanged(unlimited, before);
+    assertNoTraceOf(unlimited, newcomer.id);
+  });
+
+  it("A27 (pure core) whatever a valid bootstrap token admits, the decision has it used up", () => {
+    const device = createTestDevice();
+    const opts = { device, presented: { bootstrapToken: BOOTSTRAP_TOKEN }, claims: { requestedScopes: ["operator.read"] as const } };
+    const first = assertAdmit(decide({ ...opts, facts: { bootstrap: bootstrapRecord() } }), { credential: "bootstrap-token" });
+    assert.equal(first.silentApproval?.via, "bootstrap", "a first pairing consumes it with the pairing");
+    assert.equal(first.silentApproval?.bootstrapId, "bootstrap-1");
+    const repeat = assertAdmit(decide({ ...opts, facts: { bootstrap: bootstrapRecord(), pairedDevice: pairedDeviceRecord(device, { approvedScopes: ["operator.read"] }) } }), {
+      credential: "bootstrap-token",
+      scopes: ["operator.read"],
+    });
+    assert.equal(repeat.silentApproval, undefined);
+    assert.deepEqual(repeat.consumeBootstrap, { bootstrapId: "bootstrap-1" }, "an already-paired device uses it up too");
   });
 
   it("A27 two devices racing with one bootstrap token: exactly one is paired", async () => {

@@ -14,6 +14,7 @@ import { startGatewayProcess, type GatewayProcess } from "../support/gateway-pro
 const FULL = process.env["GATEWARDEN_LOAD_SCALE"] === "full";
 const SESSIONS = FULL ? 10_000 : 1_000;
 const IDLE_SOCKETS = 1_000;
+const PRESENCE_SESSIONS = FULL ? 1_000 : 200;
 const WRONG_TOKENS = FULL ? 2_000 : 300;
 const FRESH_KEYS = FULL ? 10_000 : 400;
 const HANDSHAKE_TIMEOUT_MS = 1500;
@@ -131,6 +132,39 @@ describe(`load and abuse on loopback (${FULL ? "full" : "CI"} scale)`, () => {
     await closeAll([...sessions, observer]);
     assert.ok(alive(gw));
     t.diagnostic(`${count} sessions opened in ${openMs} ms (${BATCH} at a time from ${sources.length} addresses); server RSS ${mib(rssBefore)} before, ${mib(rssHeld)} while held`);
+  });
+
+  it(`load: ${PRESENCE_SESSIONS} presence-tracked (non-CLI) sessions connecting at once get coalesced presence broadcasts, not one per connect`, async (t) => {
+    const sources = addresses(74, 10);
+    const events: number[] = [];
+    const lastSize: number[] = [];
+    let bytes = 0;
+    const started = Date.now();
+    const sessions = await inBatches(PRESENCE_SESSIONS, 50, async (i) => {
+      events[i] = 0;
+      lastSize[i] = 0;
+      const { ws, reply } = await connectRaw(gw.url, sources[i % sources.length]!, () => ({
+        ...cliParams({ token: gw.token! }),
+        client: { id: "gateway-client", version: "load", platform: "linux", mode: "backend", displayName: `presence-${i}` },
+      }));
+      assert.equal(reply.ok, true, JSON.stringify(reply.error));
+      ws.on("message", (d: Buffer) => {
+        bytes += d.length;
+        const f = JSON.parse(d.toString()) as { event?: string; payload?: { presence?: unknown[] } };
+        if (f.event !== "presence") return;
+        events[i]!++;
+        lastSize[i] = f.payload?.presence?.length ?? 0;
+      });
+      return ws;
+    });
+    const openMs = Date.now() - started;
+    // every session learns the final presence list...
+    await eventually(() => lastSize.every((n) => n >= PRESENCE_SESSIONS), "every session saw the full presence list", 30_000);
+    const total = events.reduce((a, b) => a + b, 0);
+    await closeAll(sessions);
+    t.diagnostic(`${PRESENCE_SESSIONS} presence-tracked sessions opened in ${openMs} ms; ${total} presence events (${Math.round(bytes / 1e6)} MB) delivered in all`);
+    // ...without a broadcast to everyone per connect: that is N²/2 events and O(N³) bytes
+    assert.ok(total < PRESENCE_SESSIONS ** 2 / 10, `${total} presence events for ${PRESENCE_SESSIONS} connects`);
   });
 
   it(`A43 load: ${IDLE_SOCKETS} sockets that never send connect are closed at the handshake timeout without starving a real client`, async (t) => {

@@ -22,7 +22,7 @@ import type { Frame, TestClient } from "../support/protocol-client.js";
 // operator.pairing (and every scope it approves) resolves them, a request is
 // approved at most once, and nothing is minted for a request that is gone.
 
-const CAP = { maxPendingPerIp: 4, maxPendingTotal: 10, pendingTtlMs: 3000 };
+const CAP = { maxPendingPerIp: 4, maxPendingTotal: 10, pendingTtlMs: 5000 };
 
 describe("A29–A33 pairing over real sockets", () => {
   const ledger = new SecretLedger();
@@ -145,7 +145,7 @@ describe("A29–A33 pairing over real sockets", () => {
     assert.notEqual(gw.cli(["devices", "approve", rejectedId]).code, 0, "the CLI refuses it too");
     assertDevicesUnchanged(gw, before);
 
-    // expired: the capped gateway's requests live 3 s
+    // expired: the capped gateway's requests live 5 s
     const cappedApprover = addBackend(capped, "a32-approver", ["operator.pairing", "operator.read"], ledger);
     const expiredId = await pendingRequest(capped, ["operator.read"], createTestDevice(), "127.0.32.1");
     await delay(CAP.pendingTtlMs + 300);

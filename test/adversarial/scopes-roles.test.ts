@@ -6,38 +6,19 @@ import {
   addBackend,
   assertDevicesUnchanged,
   assertLogsHoldNoSecret,
+  SCOPE_PROBES,
   assertRefused,
-  detailCode,
   helloAuth,
+  honouredScopes,
   listDevices,
   openConnect,
   pairDevice,
 } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
 import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
-import type { TestClient } from "../support/protocol-client.js";
 
 // A08–A13: a session's scopes are requested ∩ what its verified credential
 // allows; upgrades need an operator; hello-ok reports exactly what methods allow.
-
-/** One method per operator scope; unregistered ones still pass or fail the scope check first. */
-const PROBES: readonly [scope: string, method: string][] = [
-  ["operator.read", "status"],
-  ["operator.write", "send"],
-  ["operator.approvals", "exec.approval.list"],
-  ["operator.pairing", "device.pair.list"],
-  ["operator.admin", "gatewarden.admin.probe"],
-];
-
-/** The scopes the session's method calls actually honour. */
-async function honouredScopes(client: TestClient): Promise<string[]> {
-  const honoured: string[] = [];
-  for (const [scope, method] of PROBES) {
-    const r = await client.request(method, {});
-    if (detailCode(r) !== "MISSING_SCOPE") honoured.push(scope);
-  }
-  return honoured;
-}
 
 describe("A08–A13 scopes and roles over real sockets", () => {
   const ledger = new SecretLedger();
@@ -174,7 +155,7 @@ describe("A08–A13 scopes and roles over real sockets", () => {
       const { client, reply } = await openConnect(gw, opts, ledger);
       const auth = helloAuth(reply);
       ledger.add(auth.deviceToken);
-      const expected = PROBES.filter(([scope]) => satisfies(auth.scopes, scope)).map(([scope]) => scope);
+      const expected = SCOPE_PROBES.filter(([scope]) => satisfies(auth.scopes, scope)).map(([scope]) => scope);
       assert.deepEqual(await honouredScopes(client), expected, `${name}: hello-ok said ${JSON.stringify(auth.scopes)}`);
       assert.ok(auth.scopes.every((s) => (opts.scopes ?? []).includes(s)), `${name}: never more than requested`);
       client.close();

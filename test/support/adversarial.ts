@@ -126,6 +126,26 @@ export function detailCode(reply: Frame): unknown {
   return reply.error?.details?.code;
 }
 
+/** One method per operator scope; an unregistered one still passes or fails the scope check first. */
+export const SCOPE_PROBES: readonly (readonly [scope: string, method: string])[] = [
+  ["operator.read", "status"],
+  ["operator.write", "send"],
+  ["operator.approvals", "exec.approval.list"],
+  ["operator.pairing", "device.pair.list"],
+  ["operator.admin", "gatewarden.admin.probe"],
+];
+
+/** The probed scopes an admitted session's method calls actually honour (not refused with MISSING_SCOPE). */
+export async function honouredScopes(client: TestClient): Promise<string[]> {
+  const honoured: string[] = [];
+  for (const [scope, method] of SCOPE_PROBES) {
+    const r = await client.request(method, {});
+    assert.notEqual(detailCode(r), "INTERNAL", `${method} must not fail internally`);
+    if (detailCode(r) !== "MISSING_SCOPE") honoured.push(scope);
+  }
+  return honoured;
+}
+
 /** Assert a refused connect: the error's `details.code`, then the close code. */
 export async function assertRefused(client: TestClient, reply: Frame, code: string, closeCode = 1008): Promise<void> {
   assert.equal(reply.ok, false, "the connect must be refused");
