@@ -110,3 +110,16 @@ export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[]):
     proxyHeaders: viaTrustedProxy ? raw.proxyHeaders : {},
   };
 }
+
+/**
+ * The key per-address budgets count under: an IPv4 address, or the /64 an
+ * IPv6 address belongs to (one subscriber usually holds a whole /64, so keying
+ * single IPv6 addresses would give a peer 2^64 budgets).
+ */
+export function addressBudgetKey(ip: string): string {
+  const addr = parseIp(ip);
+  if (!addr) return ip;
+  if (addr.kind() === "ipv4") return addr.toString();
+  const parts = (addr as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16));
+  return `${parts.join(":")}::/64`;
+}

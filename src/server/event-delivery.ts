@@ -4,11 +4,21 @@ import { satisfies } from "../admission/scopes.js";
 // Who receives which broadcast event (spec §12.2). Fail closed: an event not
 // listed here reaches nobody.
 
-const EVERYONE = new Set(["tick", "presence", "health", "heartbeat", "shutdown", "update.available"]);
+const EVERYONE = new Set(["tick", "health", "heartbeat", "shutdown", "update.available"]);
 const PAIRING = new Set(["device.pair.requested", "device.pair.resolved", "node.pair.requested", "node.pair.resolved"]);
+
+/**
+ * Presence lists other clients' addresses, device ids and scopes: it goes to
+ * the sessions that may call `system-presence` (operator.read), not to every
+ * session as upstream sends it.
+ */
+export function maySeePresence(grant: Grant): boolean {
+  return grant.role === "operator" && satisfies(grant.scopes, "operator.read");
+}
 
 export function mayReceive(grant: Grant, event: string): boolean {
   if (EVERYONE.has(event)) return true;
+  if (event === "presence") return maySeePresence(grant);
   if (grant.role !== "operator") return false;
   if (PAIRING.has(event)) return satisfies(grant.scopes, "operator.pairing");
   return false;

@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { AdmissionPolicy } from "../admission/policy.js";
-import { resolvePeer, type PeerEvidence } from "../admission/locality.js";
+import { addressBudgetKey, resolvePeer, type PeerEvidence } from "../admission/locality.js";
 import { satisfies } from "../admission/scopes.js";
 import { secretDigest } from "../admission/secret-digest.js";
 import type { Grant } from "../admission/grant.js";
@@ -19,7 +19,7 @@ import type { PairingLimits } from "../pairing/limits.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../store/store.js";
 import { Connection } from "./connection.js";
-import { GATEWAY_EVENTS } from "./event-delivery.js";
+import { GATEWAY_EVENTS, maySeePresence } from "./event-delivery.js";
 import { buildHelloOk } from "./hello-ok.js";
 import { FailedAuthLimiter } from "./failed-auth-limiter.js";
 import { KeyedCounter } from "./ip-budget.js";
@@ -177,7 +177,7 @@ export class Gateway implements GatewayRuntime {
     const policy = this.currentPolicy;
     const proxyHeaderNames = policy.auth.mode === "trusted-proxy" ? [policy.auth.userHeader, ...policy.auth.requiredHeaders] : [];
     const peer = resolvePeer(rawPeerFacts(req, proxyHeaderNames), policy.trustedProxies);
-    const ip = peer.clientIp;
+    const ip = addressBudgetKey(peer.clientIp);
     if (this.openConnections >= this.limits.maxConnections) return this.reject503(socket, "Too many connections");
     if (!this.connectionsPerIp.tryAcquire(ip)) return this.reject503(socket, "Too many connections from this address");
     if (!this.preauthPerIp.tryAcquire(ip)) {
@@ -196,7 +196,7 @@ export class Gateway implements GatewayRuntime {
     socket.once("close", () => {
       if (accepted) return;
       releasePreauth();
-      this.connectionClosed(ip);
+      this.connectionClosed(peer.clientIp);
     });
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       accepted = true;
@@ -212,8 +212,9 @@ export class Gateway implements GatewayRuntime {
   }
 
   connectionClosed(clientIp: string): void {
+    const ip = addressBudgetKey(clientIp);
     this.openConnections--;
-    this.connectionsPerIp.release(clientIp);
+    this.connectionsPerIp.release(ip);
   }
 
   helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown> {
@@ -229,7 +230,7 @@ export class Gateway implements GatewayRuntime {
       methods: this.methods.names(),
       events: GATEWAY_EVENTS,
       snapshot: {
-        presence: this.sessions.presence(),
+        presence: maySeePresence(grant) ? this.sessions.presence() : [],
         health: {},
         stateVersion: this.sessions.stateVersion,
         uptimeMs: this.clock.now() - this.startedAtMs,

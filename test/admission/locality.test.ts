@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { canonicalIp, inCidrs, isLoopback, parseCidrs, parseIp, resolvePeer } from "../../src/admission/locality.js";
+import { addressBudgetKey, canonicalIp, inCidrs, isLoopback, parseCidrs, parseIp, resolvePeer } from "../../src/admission/locality.js";
 import { makePeer, rawPeer } from "../support/admission-fixtures.js";
 
 describe("isLoopback", () => {
@@ -239,5 +239,15 @@ describe("resolvePeer parses the TCP peer once", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("addressBudgetKey", () => {
+  it("keys IPv4 addresses (mapped or not) by the address and IPv6 addresses by their /64", () => {
+    assert.equal(addressBudgetKey("203.0.113.7"), "203.0.113.7");
+    assert.equal(addressBudgetKey("::ffff:203.0.113.7"), "203.0.113.7");
+    assert.equal(addressBudgetKey("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+    assert.equal(addressBudgetKey("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64", "one /64, one budget");
+    assert.notEqual(addressBudgetKey("2001:db8:1:3::1"), addressBudgetKey("2001:db8:1:2::1"));
   });
 });

@@ -139,12 +139,14 @@ describe(`load and abuse on loopback (${FULL ? "full" : "CI"} scale)`, () => {
     const events: number[] = [];
     const lastSize: number[] = [];
     let bytes = 0;
+    // Presence goes to sessions holding operator.read: these hold it through a backend credential.
+    const watcher = addBackend(gw, "presence-watcher", ["operator.read"], ledger);
     const started = Date.now();
     const sessions = await inBatches(PRESENCE_SESSIONS, 50, async (i) => {
       events[i] = 0;
       lastSize[i] = 0;
       const { ws, reply } = await connectRaw(gw.url, sources[i % sources.length]!, () => ({
-        ...cliParams({ token: gw.token! }),
+        ...cliParams({ token: watcher }, ["operator.read"]),
         client: { id: "gateway-client", version: "load", platform: "linux", mode: "backend", displayName: `presence-${i}` },
       }));
       assert.equal(reply.ok, true, JSON.stringify(reply.error));

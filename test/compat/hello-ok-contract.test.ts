@@ -53,9 +53,14 @@ function assertFits(hello: Obj, shape: Shape): void {
 describe("hello-ok fits the closed schema of the client's protocol", () => {
   let gw: GatewayProcess;
   let bystander: TestClient;
+  let readerSecret: string;
 
   before(async () => {
     gw = await startGatewayProcess();
+    // Presence is shown to sessions holding operator.read: a backend with that scope.
+    const added = gw.cli(["backends", "add", "presence-reader", "--scopes", "operator.read", "--json"]);
+    assert.equal(added.code, 0, added.stderr);
+    readerSecret = (JSON.parse(added.stdout) as { secret: string }).secret;
     // A tracked (non-CLI) session, so every snapshot carries a presence entry.
     bystander = await TestClient.open(gw.url);
     const hello = await bystander.connect({ clientId: "gateway-client", clientMode: "backend", displayName: "bystander", auth: { token: gw.token! } });
@@ -66,10 +71,10 @@ describe("hello-ok fits the closed schema of the client's protocol", () => {
     await gw?.stop();
   });
 
-  async function hello(minProtocol: number, maxProtocol: number, scopes: string[] = []): Promise<Frame> {
+  async function hello(minProtocol: number, maxProtocol: number, scopes: string[] = ["operator.read"], token = readerSecret): Promise<Frame> {
     const c = await TestClient.open(gw.url);
     try {
-      return await c.connect({ minProtocol, maxProtocol, scopes, auth: { token: gw.token! } });
+      return await c.connect({ minProtocol, maxProtocol, scopes, auth: { token } });
     } finally {
       c.close();
     }
@@ -89,7 +94,7 @@ describe("hello-ok fits the closed schema of the client's protocol", () => {
     for (const payload of [both, only4]) {
       assert.equal(payload.protocol, 4);
       assertFits(payload, V4);
-      assert.equal((payload.auth as Obj).method, "token");
+      assert.equal((payload.auth as Obj).method, "token", "a backend credential is presented as a token");
       assert.deepEqual((payload.features as Obj).capabilities, [], "gatewarden implements none of the optional protocol-4 contracts");
       assert.equal((payload.auth as Obj).recoveryMigrationAllowed, undefined, "no recovery migration is offered");
     }
@@ -111,7 +116,7 @@ describe("hello-ok fits the closed schema of the client's protocol", () => {
       [3, 3],
       [4, 4],
     ] as const) {
-      const reply = await hello(min, max, ["operator.admin", "operator.pairing"]);
+      const reply = await hello(min, max, ["operator.admin", "operator.pairing"], gw.token!);
       assert.equal(reply.ok, true, JSON.stringify(reply.error));
       assert.deepEqual(((reply.payload as Obj).auth as Obj).scopes, [], `protocol ${max}`);
     }

@@ -60,6 +60,20 @@ describe("operator methods and events against a real gateway process", () => {
     reader.close();
   });
 
+  it("presence (events and the hello snapshot) reaches sessions holding operator.read, never scope-less ones", async () => {
+    const reader = await operator(readerSecret, ["operator.read"]);
+    const blind = await TestClient.open(gw.url);
+    const blindHello = await blind.connect({ clientId: "gateway-client", clientMode: "backend", auth: { token: gw.token! } });
+    assert.deepEqual((blindHello.payload as { snapshot: { presence: unknown[] } }).snapshot.presence, []);
+    const other = await TestClient.open(gw.url);
+    await other.connect({ clientId: "gateway-client", clientMode: "backend", displayName: "visible", auth: { token: readerSecret }, scopes: ["operator.read"] });
+    const seen = await reader.waitFor((f) => f.event === "presence" && JSON.stringify(f.payload).includes("visible"));
+    assert.ok(seen);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(blind.frames.some((f) => f.event === "presence"), false, "a session with no scopes learns nothing about other clients");
+    for (const c of [reader, blind, other]) c.close();
+  });
+
   it("A30 a session without operator.pairing cannot approve, and the request stays pending", async () => {
     const reader = await operator(readerSecret, ["operator.read"]);
     const requestId = await requestPairing(createTestDevice(), ["operator.read"]);
