@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LoadClient } from "./lib/client-process.js";
-import { cpuSeconds, machineInfo, rssBytes } from "./lib/proc.js";
+import { cpuSeconds, machineBusySeconds, machineInfo, rssBytes } from "./lib/proc.js";
 import { renderReport } from "./lib/report.js";
 import { emptyResults, pushTo, type HandshakeSample, type RoundTripSample, type RssSample, type TargetName, type TargetResults } from "./lib/results.js";
 import { canPin, gatewardenCli, killAllChildren, startBare, startGatewarden, type BareTemplates, type ServerHandle } from "./lib/servers.js";
@@ -21,6 +21,8 @@ import { median } from "./lib/stats.js";
 const ROOT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
 /** Everything stops by itself: the whole benchmark is aborted past this. */
 const HARD_LIMIT_MS = 15 * 60_000;
+/** A throughput phase during which other processes used more than this share of the machine is run again. */
+const MAX_FOREIGN = 0.1;
 
 interface Options {
   readonly quick: boolean;
@@ -160,36 +162,59 @@ async function main(): Promise<void> {
     bare = await startBare(ROOT, serverCpu, templates, opts.profileDir ? gwNodeArgs : []);
     const loadBefore = loadAverage();
 
-    const handshakePhase = async (server: ServerHandle, concurrency: number, durationMs: number): Promise<HandshakeSample> => {
-      const cpu0 = cpuSeconds(server.pid);
-      const r = await client.run({ cmd: "handshakes", url: server.url, concurrency, durationMs });
-      const cpu = cpuSeconds(server.pid) - cpu0;
-      await sleep(300); // let closing sockets drain before the next phase
-      return {
-        rate: (r.completed / r.elapsedMs) * 1000,
-        p50Ms: r.p50Ms,
-        p99Ms: r.p99Ms,
-        serverCpuUs: r.completed > 0 ? (cpu / r.completed) * 1e6 : Number.NaN,
-        serverBusy: cpu / (r.elapsedMs / 1000),
-        clientBusy: r.clientCpuS / (r.elapsedMs / 1000),
-        helloBytes: r.helloBytes,
-        errors: r.errors,
-        firstError: r.firstError,
-      };
+    // What other processes on the machine took during a phase: all CPU time
+    // minus the server's, the load generator's and ours. A phase disturbed
+    // by more than MAX_FOREIGN of the machine is run again (once), keeping
+    // the quieter attempt; the report shows what was left.
+    const cores = machine.cores;
+    const observe = async <T extends { completed: number; elapsedMs: number }>(server: ServerHandle, work: () => Promise<T>) => {
+      const machine0 = machineBusySeconds();
+      const server0 = cpuSeconds(server.pid);
+      const client0 = cpuSeconds(client.pid);
+      const self0 = process.cpuUsage();
+      const r = await work();
+      const serverCpu = cpuSeconds(server.pid) - server0;
+      const self = process.cpuUsage(self0);
+      const ours = serverCpu + (cpuSeconds(client.pid) - client0) + (self.user + self.system) / 1e6;
+      const foreign = Math.max(0, (machineBusySeconds() - machine0 - ours) / ((r.elapsedMs / 1000) * cores));
+      return { r, serverCpu, foreign };
     };
-    const roundTripPhase = async (server: ServerHandle, window: number, durationMs: number): Promise<RoundTripSample> => {
-      const cpu0 = cpuSeconds(server.pid);
-      const r = await client.run({ cmd: "roundTrips", url: server.url, window, durationMs });
-      const cpu = cpuSeconds(server.pid) - cpu0;
-      return {
-        rate: (r.completed / r.elapsedMs) * 1000,
-        serverCpuUs: r.completed > 0 ? (cpu / r.completed) * 1e6 : Number.NaN,
-        serverBusy: cpu / (r.elapsedMs / 1000),
-        clientBusy: r.clientCpuS / (r.elapsedMs / 1000),
-        replyBytes: r.replyBytes,
-        errors: r.errors,
-      };
+    const quieter = async <S extends { foreign: number }>(attempt: () => Promise<S>): Promise<S> => {
+      const first = await attempt();
+      if (first.foreign <= MAX_FOREIGN) return first;
+      const second = await attempt();
+      return second.foreign < first.foreign ? second : first;
     };
+    const handshakePhase = (server: ServerHandle, concurrency: number, durationMs: number): Promise<HandshakeSample> =>
+      quieter(async () => {
+        const { r, serverCpu: cpu, foreign } = await observe(server, () => client.run({ cmd: "handshakes", url: server.url, concurrency, durationMs }));
+        await sleep(300); // let closing sockets drain before the next phase
+        return {
+          rate: (r.completed / r.elapsedMs) * 1000,
+          p50Ms: r.p50Ms,
+          p99Ms: r.p99Ms,
+          serverCpuUs: r.completed > 0 ? (cpu / r.completed) * 1e6 : Number.NaN,
+          serverBusy: cpu / (r.elapsedMs / 1000),
+          clientBusy: r.clientCpuS / (r.elapsedMs / 1000),
+          helloBytes: r.helloBytes,
+          errors: r.errors,
+          firstError: r.firstError,
+          foreign,
+        };
+      });
+    const roundTripPhase = (server: ServerHandle, window: number, durationMs: number): Promise<RoundTripSample> =>
+      quieter(async () => {
+        const { r, serverCpu: cpu, foreign } = await observe(server, () => client.run({ cmd: "roundTrips", url: server.url, window, durationMs }));
+        return {
+          rate: (r.completed / r.elapsedMs) * 1000,
+          serverCpuUs: r.completed > 0 ? (cpu / r.completed) * 1e6 : Number.NaN,
+          serverBusy: cpu / (r.elapsedMs / 1000),
+          clientBusy: r.clientCpuS / (r.elapsedMs / 1000),
+          replyBytes: r.replyBytes,
+          errors: r.errors,
+          foreign,
+        };
+      });
 
     // Warm-up: JIT, lazily loaded code, SQLite page cache, on both servers.
     for (const server of [bare, gw]) {
@@ -208,7 +233,7 @@ async function main(): Promise<void> {
           for (const name of ordered(turn++)) {
             const s = await handshakePhase(servers[name], c, opts.handshakeMs(c));
             pushTo(results[name].handshakes, c, s);
-            say(`run ${run + 1} ${name} handshakes ${c === 1 ? "seq" : `c${c}`}: ${s.rate.toFixed(0)}/s p50 ${s.p50Ms.toFixed(2)} ms p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUs.toFixed(0)} µs CPU each, server busy ${s.serverBusy.toFixed(2)}, client busy ${s.clientBusy.toFixed(2)}${s.errors ? `, ${s.errors} errors (${s.firstError})` : ""}`);
+            say(`run ${run + 1} ${name} handshakes ${c === 1 ? "seq" : `c${c}`}: ${s.rate.toFixed(0)}/s p50 ${s.p50Ms.toFixed(2)} ms p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUs.toFixed(0)} µs CPU each, server busy ${s.serverBusy.toFixed(2)}, client busy ${s.clientBusy.toFixed(2)}, others ${(s.foreign * 100).toFixed(0)}%${s.errors ? `, ${s.errors} errors (${s.firstError})` : ""}`);
           }
         }
       }
@@ -217,7 +242,7 @@ async function main(): Promise<void> {
           for (const name of ordered(turn++)) {
             const s = await roundTripPhase(servers[name], w, opts.rttMs);
             pushTo(results[name].roundTrips, w, s);
-            say(`run ${run + 1} ${name} health window ${w}: ${s.rate.toFixed(0)}/s, ${s.serverCpuUs.toFixed(1)} µs CPU each${s.errors ? `, ${s.errors} errors` : ""}`);
+            say(`run ${run + 1} ${name} health window ${w}: ${s.rate.toFixed(0)}/s, ${s.serverCpuUs.toFixed(1)} µs CPU each, others ${(s.foreign * 100).toFixed(0)}%${s.errors ? `, ${s.errors} errors` : ""}`);
           }
         }
       }

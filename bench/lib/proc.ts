@@ -22,6 +22,16 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / clockTicksPerSecond();
 }
 
+/**
+ * CPU seconds all processes have spent in user and system mode, machine-wide
+ * (/proc/stat; interrupt time is left out because it is charged to no process).
+ */
+export function machineBusySeconds(): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  const [, user, nice, system] = line.trim().split(/\s+/).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / clockTicksPerSecond();
+}
+
 function clockTicksPerSecond(): number {
   // USER_HZ is 100 on every Linux architecture Node supports.
   return 100;

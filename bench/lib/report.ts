@@ -35,18 +35,33 @@ function med<T>(samples: readonly T[] | undefined, pick: (s: T) => number): numb
   return median((samples ?? []).map(pick));
 }
 
+function all<T>(samples: readonly T[] | undefined, pick: (s: T) => number): number[] {
+  return (samples ?? []).map(pick);
+}
+
 function label(concurrency: number): string {
   return concurrency === 1 ? "sequential" : `${concurrency} concurrent`;
 }
 
 interface Row {
   readonly measure: string;
-  readonly bare: number;
-  readonly gw: number;
+  /** One value per run; the table shows medians. */
+  readonly bare: readonly number[];
+  readonly gw: readonly number[];
   readonly digits: number;
   /** Shown in the target column; `check` says whether the ratio meets it. */
   readonly target?: string;
   readonly check?: (ratio: number, gw: number) => boolean;
+}
+
+/**
+ * gatewarden / limit: the median of per-run ratios when the runs pair up
+ * (each run measures both servers back to back, so a pair shares the
+ * machine's state), else the ratio of the medians.
+ */
+function ratioOf(row: Row): number {
+  if (row.bare.length === row.gw.length && row.bare.length > 0) return median(row.gw.map((g, i) => g / (row.bare[i] as number)));
+  return median([...row.gw]) / median([...row.bare]);
 }
 
 export function renderReport(input: ReportInput): string {
@@ -55,84 +70,97 @@ export function renderReport(input: ReportInput): string {
   for (const c of input.concurrencies) {
     rows.push({
       measure: `Handshakes/s, ${label(c)}`,
-      bare: med(bare.handshakes.get(c), (s) => s.rate),
-      gw: med(gw.handshakes.get(c), (s) => s.rate),
+      bare: all(bare.handshakes.get(c), (s) => s.rate),
+      gw: all(gw.handshakes.get(c), (s) => s.rate),
       digits: 0,
       ...(c > 1 ? { target: "ratio ≥ 0.80", check: (r: number) => r >= 0.8 } : {}),
     });
   }
   const top = Math.max(...input.concurrencies);
-  rows.push({ measure: `Handshake latency p50 @${top} (ms)`, bare: med(bare.handshakes.get(top), (s) => s.p50Ms), gw: med(gw.handshakes.get(top), (s) => s.p50Ms), digits: 1 });
+  rows.push({ measure: `Handshake latency p50 @${top} (ms)`, bare: all(bare.handshakes.get(top), (s) => s.p50Ms), gw: all(gw.handshakes.get(top), (s) => s.p50Ms), digits: 1 });
   rows.push({
     measure: `Handshake latency p99 @${top} (ms)`,
-    bare: med(bare.handshakes.get(top), (s) => s.p99Ms),
-    gw: med(gw.handshakes.get(top), (s) => s.p99Ms),
+    bare: all(bare.handshakes.get(top), (s) => s.p99Ms),
+    gw: all(gw.handshakes.get(top), (s) => s.p99Ms),
     digits: 1,
     target: "ratio ≤ 1.50",
     check: (r) => r <= 1.5,
   });
-  rows.push({ measure: `Server CPU per handshake @${top} (µs)`, bare: med(bare.handshakes.get(top), (s) => s.serverCpuUs), gw: med(gw.handshakes.get(top), (s) => s.serverCpuUs), digits: 0 });
+  rows.push({ measure: `Server CPU per handshake @${top} (µs)`, bare: all(bare.handshakes.get(top), (s) => s.serverCpuUs), gw: all(gw.handshakes.get(top), (s) => s.serverCpuUs), digits: 0 });
   rows.push({
     measure: `Handshakes per second of server CPU @${top} (one saturated core)`,
-    bare: 1e6 / med(bare.handshakes.get(top), (s) => s.serverCpuUs),
-    gw: 1e6 / med(gw.handshakes.get(top), (s) => s.serverCpuUs),
+    bare: all(bare.handshakes.get(top), (s) => 1e6 / s.serverCpuUs),
+    gw: all(gw.handshakes.get(top), (s) => 1e6 / s.serverCpuUs),
     digits: 0,
   });
-  rows.push({ measure: "`health` round trips/s, sequential", bare: med(bare.roundTrips.get(1), (s) => s.rate), gw: med(gw.roundTrips.get(1), (s) => s.rate), digits: 0 });
+  rows.push({ measure: "`health` round trips/s, sequential", bare: all(bare.roundTrips.get(1), (s) => s.rate), gw: all(gw.roundTrips.get(1), (s) => s.rate), digits: 0 });
   rows.push({
     measure: `\`health\` round trips/s, pipelined (window ${input.rttWindow})`,
-    bare: med(bare.roundTrips.get(input.rttWindow), (s) => s.rate),
-    gw: med(gw.roundTrips.get(input.rttWindow), (s) => s.rate),
+    bare: all(bare.roundTrips.get(input.rttWindow), (s) => s.rate),
+    gw: all(gw.roundTrips.get(input.rttWindow), (s) => s.rate),
     digits: 0,
   });
-  rows.push({ measure: "Server RSS before sessions (MiB)", bare: med(bare.rss, (s) => s.baselineBytes / MiB), gw: med(gw.rss, (s) => s.baselineBytes / MiB), digits: 1 });
-  for (const n of input.sessionCounts) {
-    const per = (s: { baselineBytes: number; at: ReadonlyMap<number, number> }) => ((s.at.get(n) ?? Number.NaN) - s.baselineBytes) / n / KiB;
-    rows.push({ measure: `RSS per idle authenticated session @${fmt(n)} (KiB)`, bare: med(bare.rss, per), gw: med(gw.rss, per), digits: 1 });
-  }
-  const most = Math.max(...input.sessionCounts);
-  if (input.sessionCounts.length > 1) {
+  rows.push({ measure: "`health` server CPU per call, pipelined (µs)", bare: all(bare.roundTrips.get(input.rttWindow), (s) => s.serverCpuUs), gw: all(gw.roundTrips.get(input.rttWindow), (s) => s.serverCpuUs), digits: 1 });
+  if (input.sessionCounts.length > 0) {
+    rows.push({ measure: "Server RSS before sessions (MiB)", bare: all(bare.rss, (s) => s.baselineBytes / MiB), gw: all(gw.rss, (s) => s.baselineBytes / MiB), digits: 1 });
+    for (const n of input.sessionCounts) {
+      const per = (s: { baselineBytes: number; at: ReadonlyMap<number, number> }) => ((s.at.get(n) ?? Number.NaN) - s.baselineBytes) / n / KiB;
+      rows.push({ measure: `RSS per idle authenticated session @${fmt(n)} (KiB)`, bare: all(bare.rss, per), gw: all(gw.rss, per), digits: 1 });
+    }
+    const most = Math.max(...input.sessionCounts);
+    if (input.sessionCounts.length > 1) {
+      rows.push({
+        measure: `Server CPU per session opened while ${fmt(Math.min(...input.sessionCounts))} → ${fmt(most)} are open (µs)`,
+        bare: all(bare.rss, (s) => s.openCpuUs.get(most) ?? Number.NaN),
+        gw: all(gw.rss, (s) => s.openCpuUs.get(most) ?? Number.NaN),
+        digits: 0,
+      });
+    }
     rows.push({
-      measure: `Server CPU per session opened while ${fmt(Math.min(...input.sessionCounts))} → ${fmt(most)} are open (µs)`,
-      bare: med(bare.rss, (s) => s.openCpuUs.get(most) ?? Number.NaN),
-      gw: med(gw.rss, (s) => s.openCpuUs.get(most) ?? Number.NaN),
-      digits: 0,
+      measure: `Server RSS with ${fmt(most)} idle sessions (MiB)`,
+      bare: all(bare.rss, (s) => (s.at.get(most) ?? Number.NaN) / MiB),
+      gw: all(gw.rss, (s) => (s.at.get(most) ?? Number.NaN) / MiB),
+      digits: 1,
+      ...(most >= 10_000 ? { target: "gatewarden ≤ 300 MiB", check: (_r: number, g: number) => g <= 300 } : {}),
     });
   }
-  rows.push({
-    measure: `Server RSS with ${fmt(most)} idle sessions (MiB)`,
-    bare: med(bare.rss, (s) => (s.at.get(most) ?? Number.NaN) / MiB),
-    gw: med(gw.rss, (s) => (s.at.get(most) ?? Number.NaN) / MiB),
-    digits: 1,
-    ...(most >= 10_000 ? { target: "gatewarden ≤ 300 MiB", check: (_r: number, g: number) => g <= 300 } : {}),
-  });
 
   const lines: string[] = [];
   lines.push("# Benchmarks: handshake throughput, latency and memory against the bare limit", "");
   lines.push(
     "Generated by `npm run bench`" + (input.mode === "quick" ? " -- --quick" : "") + ` on ${input.date}. ` +
       "Each figure is the median of " + `${input.runs} run${input.runs === 1 ? "" : "s"} (memory: ${input.rssRuns}); ` +
-      "\"limit\" is `bench/bare-server.ts`, a bare `ws` server doing the same frames (challenge → connect → one Ed25519 verify → hello-ok) with no store, no policy.",
+      "\"limit\" is `bench/bare-server.ts`, a bare `ws` server doing the same frames (challenge → connect → one Ed25519 verify → hello-ok) with no store, no policy. " +
+      "Ratios are medians of per-run ratios (each run measures both servers back to back).",
     "",
   );
   lines.push(`**Machine:** ${input.machine.cpuModel}, ${input.machine.cores} cores, ${fmt(input.machine.memoryGiB, 1)} GiB RAM, Linux ${input.machine.kernel}, Node ${input.machine.node}, \`ulimit -n\` ${input.machine.openFilesLimit}.`, "");
   lines.push("| Measure | limit (bare ws) | gatewarden | gatewarden / limit | target |", "|---|---:|---:|---:|---|");
   for (const r of rows) {
-    const ratio = r.gw / r.bare;
-    const verdict = r.check ? (r.check(ratio, r.gw) ? " — met" : " — **missed**") : "";
-    lines.push(`| ${r.measure} | ${fmt(r.bare, r.digits)} | ${fmt(r.gw, r.digits)} | ${fmt(ratio, 2)} | ${r.target ?? ""}${verdict} |`);
+    const ratio = ratioOf(r);
+    const gwValue = median([...r.gw]);
+    const verdict = r.check ? (r.check(ratio, gwValue) ? " — met" : " — **missed**") : "";
+    lines.push(`| ${r.measure} | ${fmt(median([...r.bare]), r.digits)} | ${fmt(gwValue, r.digits)} | ${fmt(ratio, 2)} | ${r.target ?? ""}${verdict} |`);
   }
   lines.push("");
 
   lines.push("## Who was the bottleneck", "");
   lines.push(
     "Busy = CPU time / wall time of the process during the phase (1.00 = its core was saturated). " +
-      "When the server is busy ≈ 1 the figure is the server's; when the load generator is the busier one, both servers were measured against the same client ceiling.",
+      "When the server is busy ≈ 1 the figure is the server's; when the load generator is the busier one, both servers were measured against the same client ceiling. " +
+      "Others = the share of the machine's CPU used by other processes during the phase (median); a phase above 10 % is run once more and the quieter attempt kept.",
     "",
   );
-  lines.push("| Phase | limit: server busy | limit: client busy | gatewarden: server busy | gatewarden: client busy |", "|---|---:|---:|---:|---:|");
+  lines.push(
+    "| Phase | limit: server busy | limit: client busy | limit: others | gatewarden: server busy | gatewarden: client busy | gatewarden: others |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  );
+  const pct = (v: number) => `${fmt(v * 100)} %`;
   const busyRow = (name: string, b: readonly (HandshakeSample | RoundTripSample)[] | undefined, g: readonly (HandshakeSample | RoundTripSample)[] | undefined) =>
-    lines.push(`| ${name} | ${fmt(med(b, (s) => s.serverBusy), 2)} | ${fmt(med(b, (s) => s.clientBusy), 2)} | ${fmt(med(g, (s) => s.serverBusy), 2)} | ${fmt(med(g, (s) => s.clientBusy), 2)} |`);
+    lines.push(
+      `| ${name} | ${fmt(med(b, (s) => s.serverBusy), 2)} | ${fmt(med(b, (s) => s.clientBusy), 2)} | ${pct(med(b, (s) => s.foreign))} ` +
+        `| ${fmt(med(g, (s) => s.serverBusy), 2)} | ${fmt(med(g, (s) => s.clientBusy), 2)} | ${pct(med(g, (s) => s.foreign))} |`,
+    );
   for (const c of input.concurrencies) busyRow(`handshakes, ${label(c)}`, bare.handshakes.get(c), gw.handshakes.get(c));
   busyRow("`health`, sequential", bare.roundTrips.get(1), gw.roundTrips.get(1));
   busyRow(`\`health\`, window ${input.rttWindow}`, bare.roundTrips.get(input.rttWindow), gw.roundTrips.get(input.rttWindow));
@@ -157,7 +185,16 @@ export function renderReport(input: ReportInput): string {
   for (const w of [1, input.rttWindow]) {
     lines.push(`| health/s, window ${w} | ${runs((bare.roundTrips.get(w) ?? []).map((s) => s.rate), 0)} | ${runs((gw.roundTrips.get(w) ?? []).map((s) => s.rate), 0)} |`);
   }
-  lines.push(`| RSS @${fmt(most)} (MiB) | ${runs(bare.rss.map((s) => (s.at.get(most) ?? Number.NaN) / MiB), 1)} | ${runs(gw.rss.map((s) => (s.at.get(most) ?? Number.NaN) / MiB), 1)} |`);
+  if (input.sessionCounts.length > 0) {
+    const most = Math.max(...input.sessionCounts);
+    lines.push(`| RSS @${fmt(most)} (MiB) | ${runs(bare.rss.map((s) => (s.at.get(most) ?? Number.NaN) / MiB), 1)} | ${runs(gw.rss.map((s) => (s.at.get(most) ?? Number.NaN) / MiB), 1)} |`);
+  }
+  lines.push(
+    `| CPU µs per handshake @${top} | ${runs((bare.handshakes.get(top) ?? []).map((s) => s.serverCpuUs), 0)} | ${runs((gw.handshakes.get(top) ?? []).map((s) => s.serverCpuUs), 0)} |`,
+  );
+  lines.push(
+    `| others' share @${top} | ${(bare.handshakes.get(top) ?? []).map((s) => `${fmt(s.foreign * 100)} %`).join(" / ")} | ${(gw.handshakes.get(top) ?? []).map((s) => `${fmt(s.foreign * 100)} %`).join(" / ")} |`,
+  );
   const errors = (t: TargetResults) =>
     [...t.handshakes.values()].flat().reduce((n, s) => n + s.errors, 0) + [...t.roundTrips.values()].flat().reduce((n, s) => n + s.errors, 0) + t.rss.reduce((n, s) => n + s.errors, 0);
   lines.push(`| errors (all phases) | ${errors(bare)} | ${errors(gw)} |`);

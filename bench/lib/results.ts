@@ -16,6 +16,8 @@ export interface HandshakeSample {
   readonly helloBytes: number;
   readonly errors: number;
   readonly firstError: string | undefined;
+  /** Share of the machine's CPU that processes other than the benchmark's used during the phase. */
+  readonly foreign: number;
 }
 
 export interface RoundTripSample {
@@ -25,6 +27,7 @@ export interface RoundTripSample {
   readonly clientBusy: number;
   readonly replyBytes: number;
   readonly errors: number;
+  readonly foreign: number;
 }
 
 export interface RssSample {
