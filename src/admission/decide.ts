@@ -20,7 +20,7 @@ import { checkOrigin } from "./origin.js";
 import { silentLocalApproval } from "./pairing-policy.js";
 import type { AdmissionPolicy } from "./policy.js";
 import { nonBlank, presentedAny, type PresentedSecrets } from "./presented.js";
-import { intersectScopes, normalizeScopes, scopesWithin, validateRequestedScopes } from "./scopes.js";
+import { intersectScopes, normalizeScopes, roleScopes, scopesWithin, validateRequestedScopes } from "./scopes.js";
 import { verified, type AuthFailureReason, type CredentialResult, type VerifiedCredential } from "./verified-credential.js";
 
 /** Facts the server gathered for one `connect`: observed, looked up, or measured. */
@@ -336,11 +336,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
     device,
     // The client proved the device key plus another credential: hand it a fresh
     // token for its approved grant (tokens are stored hashed, so never re-sent).
-    issueToken: { deviceId: device.deviceId, role, scopes: paired.tokens[role]?.scopes ?? tokenScopesFor(role, paired.approvedScopes) },
+    issueToken: { deviceId: device.deviceId, role, scopes: paired.tokens[role]?.scopes ?? roleScopes(role, paired.approvedScopes) },
     ...(credential.kind === "bootstrap-token" ? { consumeBootstrap: { bootstrapId: credential.id } } : {}),
   };
-}
-
-function tokenScopesFor(role: Role, approved: readonly Scope[]): Scope[] {
-  return normalizeScopes(approved.filter((s) => s.startsWith(role === "operator" ? "operator." : "node.")));
 }

@@ -51,3 +51,8 @@ export function expandImplied(scopes: readonly Scope[]): Scope[] {
   }
   return normalizeScopes([...out]);
 }
+
+/** The scopes of an approved baseline that belong to one role (a token's scopes for that role). */
+export function roleScopes(role: Role, baseline: readonly Scope[]): Scope[] {
+  return normalizeScopes(baseline.filter((s) => scopeFitsRole(s, role)));
+}

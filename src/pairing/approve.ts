@@ -1,4 +1,4 @@
-import { normalizeScopes, scopeFitsRole } from "../admission/scopes.js";
+import { normalizeScopes, roleScopes, scopeFitsRole } from "../admission/scopes.js";
 import type { PairingRequestSpec } from "../admission/decide.js";
 import type { Role, Scope } from "../protocol/enums.js";
 import { err, ok, type Result } from "../result.js";
@@ -8,11 +8,6 @@ import { approverMayActOn, firstScopeBeyond, type Approver } from "./approver.js
 import { consumeBootstrapIn } from "./bootstrap-tokens.js";
 import { denied, missingScope, unknownRequest } from "./errors.js";
 import { invalidRequest } from "../protocol/gateway-error.js";
-
-/** The token scopes a role gets from an approved baseline. */
-export function roleScopes(role: Role, baseline: readonly Scope[]): Scope[] {
-  return normalizeScopes(baseline.filter((s) => scopeFitsRole(s, role)));
-}
 
 type Grantable = Pick<PendingRequestRecord, "deviceId" | "publicKey" | "roles" | "scopes"> & Partial<PairedDeviceRecord>;
 

@@ -1,12 +1,11 @@
 import { secretDigestHex } from "../admission/secret-digest.js";
-import { normalizeScopes, scopesWithin, satisfies } from "../admission/scopes.js";
+import { normalizeScopes, roleScopes, scopesWithin, satisfies } from "../admission/scopes.js";
 import { newSecret, type Random } from "../clock.js";
 import type { Role, Scope } from "../protocol/enums.js";
 import { err, ok, type Result } from "../result.js";
 import type { DeviceTokenRecord, PairedDeviceRecord } from "../store/records.js";
 import type { Store } from "../store/store.js";
 import { approverMayActOn, type Approver } from "./approver.js";
-import { roleScopes } from "./approve.js";
 import { denied, unknownDevice, unknownDeviceRole } from "./errors.js";
 
 // Device tokens (spec §10): 32 random bytes, base64url, one per (device, role),
