@@ -116,6 +116,12 @@ export class Connection {
     });
   }
 
+  /** A store operation the decision depended on failed: audit once, reply, close. */
+  private refuse(claims: Claims, reqId: string, stage: string, error: GatewayError, note?: string): void {
+    this.audit(claims, { kind: "reject", stage, code: error.detailCode }, note);
+    rejectAndClose(this.ws, reqId, error.close ? error : handshakeRejection(error.code, error.detailCode, error.message));
+  }
+
   private get open(): boolean {
     return this.state === "connecting" && this.ws.readyState === this.ws.OPEN;
   }
@@ -161,10 +167,7 @@ export class Connection {
         nowMs: this.rt.clock.now(),
         random: this.rt.random,
       });
-      if (!created.ok) {
-        this.audit(claims, { kind: "reject", stage: "pairing", code: created.error.detailCode });
-        return rejectAndClose(this.ws, reqId, created.error);
-      }
+      if (!created.ok) return this.refuse(claims, reqId, "pairing", created.error);
       this.rt.storeChanged();
       const { request } = created.value;
       this.audit(claims, decision, undefined, request.requestId);
@@ -192,18 +195,12 @@ export class Connection {
     if (decision.silentApproval) {
       const via = decision.silentApproval.via === "bootstrap" ? ({ kind: "bootstrap", tokenHash: bootstrapHash } as const) : ({ kind: "local-policy" } as const);
       const approved = await approveSilently(rt.store, decision.silentApproval.request, via, { nowMs: rt.clock.now(), requestId: rt.random.uuid() });
-      if (!approved.ok) {
-        this.audit(claims, { kind: "reject", stage: "pairing", code: approved.error.detailCode }, "silent approval failed");
-        return rejectAndClose(this.ws, reqId, handshakeRejection("INVALID_REQUEST", approved.error.detailCode, approved.error.message));
-      }
+      if (!approved.ok) return this.refuse(claims, reqId, "pairing", approved.error, "silent approval failed");
       rt.storeChanged();
     } else if (decision.consumeBootstrap) {
       const deviceId = decision.grant.deviceId ?? "";
       const used = await rt.store.transact((tx) => consumeBootstrapIn(tx, bootstrapHash, deviceId, rt.clock.now()));
-      if (!used.ok) {
-        this.audit(claims, { kind: "reject", stage: "credential", code: used.error.detailCode }, "bootstrap token already used");
-        return rejectAndClose(this.ws, reqId, handshakeRejection("INVALID_REQUEST", used.error.detailCode, used.error.message));
-      }
+      if (!used.ok) return this.refuse(claims, reqId, "credential", used.error, "bootstrap token already used");
     }
     let issued: IssuedToken | undefined;
     if (decision.issueToken) {

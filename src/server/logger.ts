@@ -67,26 +67,24 @@ export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_L
   const stream = pino.destination({ fd, sync: false });
   let waiting = "";
   let timer: NodeJS.Timeout | undefined;
-  const handOver = (): void => {
+  /** Stop the batch timer and take the waiting lines. */
+  const takeWaiting = (): string => {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    if (waiting === "") return;
     const text = waiting;
     waiting = "";
-    stream.write(text);
+    return text;
+  };
+  const handOver = (): void => {
+    const text = takeWaiting();
+    if (text !== "") stream.write(text);
   };
   const flushSync = (): void => {
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
+    const text = takeWaiting();
     stream.flushSync();
-    if (waiting === "") return;
-    const text = waiting;
-    waiting = "";
-    writeSync(fd, text);
+    if (text !== "") writeSync(fd, text);
   };
   process.on("exit", () => {
     try {

@@ -97,13 +97,15 @@ export class SessionRegistry {
   }
 
   broadcast(event: string, payload: unknown): void {
-    // Every receiver gets the same event and payload: serialize them once, then
-    // add each session's seq (the frame's fields stay in EventFrame order).
+    // Every receiver gets the same event, payload and state version: serialize
+    // them once, then add each session's seq (fields stay in EventFrame order).
     let head: string | undefined;
+    let tail: string | undefined;
     for (const s of this.sessions.values()) {
       if (!mayReceive(s.grant, event)) continue;
       head ??= JSON.stringify({ type: "event", event, payload } satisfies EventFrame).slice(0, -1);
-      this.sendText(s, `${head},"seq":${++s.seq},"stateVersion":${JSON.stringify(this.stateVersion)}}`);
+      tail ??= `,"stateVersion":${JSON.stringify(this.stateVersion)}}`;
+      this.sendText(s, `${head},"seq":${++s.seq}${tail}`);
     }
   }
 
