@@ -15,7 +15,7 @@ import { requestPairing } from "../pairing/request-pairing.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import { ConnectParamsSchema, ReqFrameSchema, parseJson, summarizeIssues, type ConnectParams } from "../protocol/frames.js";
 import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
-import { auditAdmission } from "./audit.js";
+import type { AuditEntry } from "./audit.js";
 import { frameText, raiseMaxPayload, rejectAndClose, sendRes } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { Session } from "./session-registry.js";
@@ -23,6 +23,12 @@ import type { Session } from "./session-registry.js";
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
 const UNAUTHORIZED_STREAK_LIMIT = 10;
+
+/**
+ * A handshake whose grant was revoked while it decided is decided again on
+ * fresh facts; this many times, then it is refused as retryable.
+ */
+const MAX_DECISIONS = 3;
 
 /**
  * One socket: the handshake state machine, then the request router. It only
@@ -105,8 +111,8 @@ export class Connection {
     this.ws.close(CloseCode.policyViolation, "invalid request frame");
   }
 
-  private audit(claims: Claims | undefined, decision: Parameters<typeof auditAdmission>[1]["decision"], note?: string, requestId?: string): void {
-    auditAdmission(this.rt.logger, {
+  private audit(claims: Claims | undefined, decision: AuditEntry["decision"], note?: string, requestId?: string): void {
+    this.rt.audit({
       connId: this.connId,
       peer: this.peer,
       claims,
@@ -151,14 +157,30 @@ export class Connection {
   private async handshake(reqId: string, params: ConnectParams): Promise<void> {
     const claims = claimsFromConnect(params);
     const presented: PresentedSecrets = params.auth ?? {};
+    for (let attempt = 1; attempt <= MAX_DECISIONS; attempt++) {
+      const outcome = await this.decideAndAct(reqId, claims, presented);
+      if (outcome !== "revoked-meanwhile") return;
+    }
+    this.refuse(
+      claims,
+      reqId,
+      "credential",
+      new GatewayError({ code: "UNAVAILABLE", detailCode: "AUTH_UNAUTHORIZED", message: "credentials changed during the handshake; retry", retryable: true, retryAfterMs: 250 }),
+    );
+  }
+
+  /** One decision on the facts as they are now, carried out. */
+  private async decideAndAct(reqId: string, claims: Claims, presented: PresentedSecrets): Promise<"done" | "revoked-meanwhile"> {
+    const revocationMark = this.rt.revocations.mark();
     const facts = await this.gatherFacts(claims, presented);
-    if (!this.open) return;
+    if (!this.open) return "done";
     const decision = decideAdmission({ claims, presented, facts, policy: this.rt.policy() });
 
     if (decision.kind === "reject") {
       if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.limiter.recordFailure(this.limiterKey);
       this.audit(claims, decision);
-      return rejectAndClose(this.ws, reqId, decision.error);
+      rejectAndClose(this.ws, reqId, decision.error);
+      return "done";
     }
 
     if (decision.kind === "pairing-required") {
@@ -167,11 +189,14 @@ export class Connection {
         nowMs: this.rt.clock.now(),
         random: this.rt.random,
       });
-      if (!created.ok) return this.refuse(claims, reqId, "pairing", created.error);
+      if (!created.ok) {
+        this.refuse(claims, reqId, "pairing", created.error);
+        return "done";
+      }
       this.rt.storeChanged();
       const { request } = created.value;
       this.audit(claims, decision, undefined, request.requestId);
-      return rejectAndClose(
+      rejectAndClose(
         this.ws,
         reqId,
         pairingRequiredError({
@@ -183,24 +208,37 @@ export class Connection {
           ...(decision.approved ? { approved: decision.approved } : {}),
         }),
       );
+      return "done";
     }
 
-    await this.admit(reqId, claims, presented, decision);
+    return this.admit(reqId, claims, presented, decision, revocationMark);
   }
 
-  private async admit(reqId: string, claims: Claims, presented: PresentedSecrets, decision: Extract<Decision, { kind: "admit" }>): Promise<void> {
+  private async admit(
+    reqId: string,
+    claims: Claims,
+    presented: PresentedSecrets,
+    decision: Extract<Decision, { kind: "admit" }>,
+    revocationMark: number,
+  ): Promise<"done" | "revoked-meanwhile"> {
     const { rt } = this;
     const bootstrap = nonBlank(presented.bootstrapToken);
     const bootstrapHash = bootstrap === undefined ? "" : secretDigestHex(bootstrap);
     if (decision.silentApproval) {
       const via = decision.silentApproval.via === "bootstrap" ? ({ kind: "bootstrap", tokenHash: bootstrapHash } as const) : ({ kind: "local-policy" } as const);
       const approved = await approveSilently(rt.store, decision.silentApproval.request, via, { nowMs: rt.clock.now(), requestId: rt.random.uuid() });
-      if (!approved.ok) return this.refuse(claims, reqId, "pairing", approved.error, "silent approval failed");
+      if (!approved.ok) {
+        this.refuse(claims, reqId, "pairing", approved.error, "silent approval failed");
+        return "done";
+      }
       rt.storeChanged();
     } else if (decision.consumeBootstrap) {
       const deviceId = decision.grant.deviceId ?? "";
       const used = await rt.store.transact((tx) => consumeBootstrapIn(tx, bootstrapHash, deviceId, rt.clock.now()));
-      if (!used.ok) return this.refuse(claims, reqId, "credential", used.error, "bootstrap token already used");
+      if (!used.ok) {
+        this.refuse(claims, reqId, "credential", used.error, "bootstrap token already used");
+        return "done";
+      }
     }
     let issued: IssuedToken | undefined;
     if (decision.issueToken) {
@@ -210,9 +248,12 @@ export class Connection {
       });
       if (r.ok) issued = r.value;
     }
-    if (!this.open) return;
+    if (!this.open) return "done";
 
     const { grant } = decision;
+    // Checked here, with no await before the session is registered: a
+    // revocation applied after this point finds the session and closes it.
+    if (this.rt.revocations.revokedSince(revocationMark, grant)) return "revoked-meanwhile";
     const presence: PresenceEntry | undefined =
       claims.clientMode === "cli"
         ? undefined
@@ -253,6 +294,7 @@ export class Connection {
     sendRes(this.ws, reqId, { ok: true, payload: hello });
     rt.sessions.add(session);
     this.audit(claims, decision, issued ? "device token issued" : undefined);
+    return "done";
   }
 
   private async onRequest(text: string | undefined): Promise<void> {

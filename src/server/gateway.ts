@@ -17,6 +17,7 @@ import { pendingToWire } from "../methods/wire-records.js";
 import type { IssuedToken } from "../pairing/device-tokens.js";
 import type { PairingLimits } from "../pairing/limits.js";
 import { CloseCode } from "../protocol/close-codes.js";
+import { cacheDeviceReads, type DeviceReadCachingStore } from "../store/device-read-cache.js";
 import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../store/store.js";
 import { Connection } from "./connection.js";
 import { GATEWAY_EVENTS, maySeePresence } from "./event-delivery.js";
@@ -26,8 +27,10 @@ import { KeyedCounter } from "./ip-budget.js";
 import { createKeyCache } from "./key-cache.js";
 import type { RateLimitOptions, TransportLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
+import { createAuditLog, type AuditLog } from "./audit.js";
 import { rawPeerFacts } from "./peer-facts.js";
 import type { GatewayRuntime } from "./runtime.js";
+import { RecentRevocations, revocationOf, revokes, type Revocation } from "./revocations.js";
 import { SessionRegistry } from "./session-registry.js";
 
 export interface GatewayOptions {
@@ -58,10 +61,13 @@ const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** The gateway: HTTP upgrade, budgets, connections, the change feed and timers. */
 export class Gateway implements GatewayRuntime {
-  readonly store: Store;
+  /** The configured store, with paired-device reads cached (see cacheDeviceReads). */
+  readonly store: DeviceReadCachingStore;
+  readonly revocations = new RecentRevocations();
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
+  readonly audit: AuditLog;
   readonly limits: TransportLimits;
   readonly pairingLimits: PairingLimits;
   readonly limiter: FailedAuthLimiter;
@@ -77,6 +83,7 @@ export class Gateway implements GatewayRuntime {
   private readonly connectionsPerIp: KeyedCounter;
   private openConnections = 0;
   private lastChangeId = 0;
+  private lastCommitMarker = 0;
   private changesRunning = false;
   private changesAgain = false;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -88,10 +95,11 @@ export class Gateway implements GatewayRuntime {
   private readonly sockets = new Set<WebSocket>();
 
   constructor(private readonly options: GatewayOptions) {
-    this.store = options.store;
+    this.store = cacheDeviceReads(options.store);
     this.clock = options.clock;
     this.random = options.random;
     this.logger = options.logger;
+    this.audit = createAuditLog(options.logger);
     this.limits = options.limits;
     this.pairingLimits = options.pairingLimits;
     this.currentPolicy = options.policy;
@@ -104,7 +112,7 @@ export class Gateway implements GatewayRuntime {
     for (const m of [...SYSTEM_METHODS, ...HOST_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
     const sessions = this.sessions;
     this.services = {
-      store: options.store,
+      store: this.store,
       clock: options.clock,
       random: options.random,
       pairingLimits: options.pairingLimits,
@@ -144,6 +152,7 @@ export class Gateway implements GatewayRuntime {
 
   async listen(): Promise<AddressInfo> {
     this.lastChangeId = await this.store.latestChangeId();
+    this.lastCommitMarker = await this.store.commitMarker();
     await new Promise<void>((resolve, reject) => {
       this.http.once("error", reject);
       this.http.listen(this.options.port, this.options.host, () => {
@@ -152,7 +161,7 @@ export class Gateway implements GatewayRuntime {
       });
     });
     this.every(this.limits.tickIntervalMs, () => this.sessions.broadcast("tick", { ts: this.clock.now() }));
-    this.every(this.options.changePollMs, () => this.storeChanged());
+    this.every(this.options.changePollMs, () => void this.pollCommits());
     this.every(HOUSEKEEPING_MS, () => void this.housekeeping());
     return this.address();
   }
@@ -244,6 +253,22 @@ export class Gateway implements GatewayRuntime {
     });
   }
 
+  /**
+   * Commits by another process (the admin CLI) show up here: cached reads are
+   * dropped and the change feed is read in the same pass.
+   */
+  private async pollCommits(): Promise<void> {
+    try {
+      const marker = await this.store.commitMarker();
+      if (marker === this.lastCommitMarker) return;
+      this.lastCommitMarker = marker;
+    } catch (e) {
+      this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "store poll failed");
+    }
+    this.store.invalidate();
+    this.storeChanged();
+  }
+
   /** React to store changes now (coalesced; one pass at a time). */
   storeChanged(): void {
     if (this.changesRunning) {
@@ -285,27 +310,27 @@ export class Gateway implements GatewayRuntime {
         this.sessions.broadcast("device.pair.resolved", { requestId: change.requestId, deviceId: change.deviceId, decision: change.decision, ts: change.ts });
         return;
       case "device.removed":
-        this.closeSessions((s) => s.deviceId === change.deviceId, "device removed");
-        return;
       case "device.token.changed":
-        this.closeSessions((s) => s.deviceId === change.deviceId && s.role === change.role, "device removed");
+      case "backend.revoked": {
+        const revocation = revocationOf(change);
+        if (revocation) this.revoke(revocation, change.kind === "backend.revoked" ? "backend revoked" : "device removed");
         return;
-      case "backend.revoked":
-        this.closeSessions((s) => s.backendId === change.backendId, "backend revoked");
-        return;
+      }
       case "shared-secret.rotated": {
         if (this.options.sharedTokenSource !== "store" || this.currentPolicy.auth.mode !== "token") return;
         const hex = await this.store.getSetting(SETTING_SHARED_TOKEN_HASH);
         if (!hex) return;
         this.currentPolicy = { ...this.currentPolicy, auth: { mode: "token", tokenDigest: Buffer.from(hex, "hex") } };
-        this.closeSessions((s) => s.credential === "shared-secret", "gateway auth changed");
+        this.revoke({ kind: "shared-secret" }, "gateway auth changed");
         return;
       }
     }
   }
 
-  private closeSessions(match: (g: Grant) => boolean, reason: string): void {
-    const n = this.sessions.closeWhere((s) => match(s.grant), CloseCode.authChanged, reason);
+  /** Close the sessions a change took away, and remember it for handshakes still deciding. */
+  private revoke(revocation: Revocation, reason: string): void {
+    this.revocations.record(revocation);
+    const n = this.sessions.closeWhere((s) => revokes(revocation, s.grant), CloseCode.authChanged, reason);
     if (n > 0) this.logger.info({ event: "sessions-closed", reason, count: n }, "closed sessions");
   }
 

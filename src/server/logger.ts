@@ -52,19 +52,22 @@ export interface BatchedDestination extends pino.DestinationStream {
 }
 
 /**
- * An asynchronous destination on `fd` that writes lines in batches: at most
- * `maxDelayMs` after the first waiting line, at once past `maxChars`.
+ * A destination on `fd` that writes lines in batches: at most `maxDelayMs`
+ * after the first waiting line, at once past `maxChars`, each batch with one
+ * synchronous write.
  *
- * Why: an asynchronous write is a round trip through the libuv thread pool
- * (a wake-up, the write, a completion event). With one audit line per
- * handshake that round trip was the largest part of logging's cost under
- * load (BENCHMARKS.md). The lines, their order and content are unchanged;
- * they reach the fd up to `maxDelayMs` later. flush() hands everything over
- * at once, and lines still waiting when the process exits are written
- * synchronously, after pino's own exit flush of the stream below.
+ * Why: with one audit line per handshake, a write per line was the largest
+ * part of logging's cost under load, and an asynchronous write is a round
+ * trip through the libuv thread pool (a wake-up, the write, a completion
+ * event; BENCHMARKS.md). Batches written synchronously cost one `write` per
+ * batch and no thread. A consumer that stops reading stalls the gateway
+ * rather than growing an unbounded buffer (pino's default is synchronous
+ * too). The lines, their order and content are unchanged; they reach the fd
+ * up to `maxDelayMs` later. flush() hands everything over at once, and
+ * lines still waiting when the process exits are written before it exits.
  */
 export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_LOG_BATCHING): BatchedDestination {
-  const stream = pino.destination({ fd, sync: false });
+  const stream = pino.destination({ fd, sync: true });
   let waiting = "";
   let timer: NodeJS.Timeout | undefined;
   /** Stop the batch timer and take the waiting lines. */

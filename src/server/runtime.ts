@@ -10,7 +10,9 @@ import type { PairingLimits } from "../pairing/limits.js";
 import type { Store } from "../store/store.js";
 import type { FailedAuthLimiter } from "./failed-auth-limiter.js";
 import type { TransportLimits } from "./limits.js";
+import type { AuditLog } from "./audit.js";
 import type { Logger } from "./logger.js";
+import type { RecentRevocations } from "./revocations.js";
 import type { SessionRegistry } from "./session-registry.js";
 
 /** What a connection needs from the gateway that owns it. */
@@ -19,10 +21,14 @@ export interface GatewayRuntime {
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
+  /** One line per admission decision. */
+  readonly audit: AuditLog;
   readonly limits: TransportLimits;
   readonly pairingLimits: PairingLimits;
   readonly limiter: FailedAuthLimiter;
   readonly sessions: SessionRegistry;
+  /** Revocations applied lately, for handshakes that decided before them. */
+  readonly revocations: RecentRevocations;
   readonly methods: MethodRegistry;
   readonly services: MethodServices;
   readonly parseKey: (text: string) => ParsedPublicKey | undefined;

@@ -223,6 +223,7 @@ export function createMemoryStore(): Store {
   let committed = emptyState();
   let closed = false;
   const mutex = new AsyncMutex();
+  let commits = 0;
 
   const checkOpen = (): void => {
     if (closed) throw new Error("memory store is closed");
@@ -246,11 +247,17 @@ export function createMemoryStore(): Store {
         try {
           const result = await fn(tx);
           committed = draft;
+          commits++;
           return result;
         } finally {
           live = false;
         }
       });
+    },
+
+    async commitMarker() {
+      checkOpen();
+      return commits;
     },
 
     async close() {

@@ -752,6 +752,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     reader.pragma("query_only = ON");
 
     const reads = prepareReads(reader);
+    // Per connection, SQLite bumps it when another connection commits: the
+    // writer below or another process. The reader itself never writes.
+    const dataVersion = reader.prepare<[], number>("PRAGMA data_version").pluck();
     const txReads = prepareReads(writer);
     const writes = prepareWrites(writer);
     const mutex = acquireFileMutex(path);
@@ -789,6 +792,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
             live = false;
           }
         });
+      },
+
+      async commitMarker() {
+        checkOpen();
+        return dataVersion.get() ?? 0;
       },
 
       async close() {

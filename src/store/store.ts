@@ -69,6 +69,12 @@ export interface Store extends StoreReader {
    * If `fn` throws, nothing it wrote is kept.
    */
   transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T>;
+  /**
+   * A number that differs once anything has been committed since it was
+   * last read, by this process or another (the admin CLI writes the same
+   * store). Cheap: the gateway polls it to know when cached reads are stale.
+   */
+  commitMarker(): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -72,7 +72,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     const audit = admissionAudits(gw.logLines()).filter((a) => a.deviceId === identity.deviceId && a.decision === "admit");
     assert.equal(audit.length, 1, "admitted once, after the approval");
     assert.deepEqual(audit[0]?.scopes, sortedCliScopes);
-    assert.equal(audit[0]?.client?.version, target.openclaw);
+    assert.equal(audit[0]?.clientVersion, target.openclaw);
     assert.equal(audit[0]?.protocol, 3);
 
     // The CLI stores hello-ok.auth.scopes with its device token: it must be the session's effective scopes.
@@ -96,7 +96,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     assert.match(flat, /Gateway remote · ws:\/\/127\.0\.0\.1:\d+ \(config gateway\.remote\.url\) · reachable [\d.]+m?s · auth token/, describeRun(text));
 
     // The status probe asks for operator.read only, and gets exactly that.
-    const probe = admissionAudits(gw.logLines()).filter((a) => a.client?.mode === "probe" && a.decision === "admit");
+    const probe = admissionAudits(gw.logLines()).filter((a) => a.clientMode === "probe" && a.decision === "admit");
     assert.ok(probe.length >= 1);
     assert.equal(probe.at(-1)?.protocol, 3);
     assert.deepEqual(probe.at(-1)?.scopes, ["operator.read"]);

@@ -60,7 +60,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     const r = await operator.run(["gateway", "call", "health", "--url", loopbackUrl, "--token", token, "--json"]);
     assert.equal(r.code, 0, describeRun(r));
     assert.equal(jsonOutput<{ ok: boolean }>(r).ok, true);
-    const audit = admissionAudits(gw.logLines()).filter((a) => a.client?.version === target.openclaw);
+    const audit = admissionAudits(gw.logLines()).filter((a) => a.clientVersion === target.openclaw);
     assert.equal(audit.length, 1);
     assert.equal(audit[0]?.decision, "admit");
     assert.equal(audit[0]?.protocol, 4);
@@ -142,7 +142,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     const flat = text.stdout.replace(/[│\s]+/g, " ");
     assert.match(flat, /Gateway remote · ws:\/\/gatewarden-compat\.local:\d+ \(config gateway\.remote\.url\) · reachable [\d.]+m?s · auth token/, describeRun(text));
 
-    const probe = admissionAudits(gw.logLines()).filter((a) => a.client?.mode === "probe" && a.decision === "admit");
+    const probe = admissionAudits(gw.logLines()).filter((a) => a.clientMode === "probe" && a.decision === "admit");
     assert.ok(probe.length >= 1);
     assert.equal(probe.at(-1)?.protocol, 4);
     assert.deepEqual(probe.at(-1)?.scopes, ["operator.read"], "the probe asks for operator.read and gets exactly that");

@@ -162,7 +162,9 @@ export interface AdmissionAudit {
   readonly decision: "admit" | "pairing-required" | "reject";
   /** The negotiated protocol (admitted sessions only). */
   readonly protocol?: number;
-  readonly client?: { readonly id: string; readonly mode: string; readonly version: string };
+  readonly clientId?: string;
+  readonly clientMode?: string;
+  readonly clientVersion?: string;
   readonly requestedScopes?: readonly string[];
   readonly scopes?: readonly string[];
   readonly authMethod?: string;
