@@ -92,22 +92,43 @@ function clientFromForwardedFor(header: string | undefined, trusted: readonly Ci
   return undefined;
 }
 
-export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[]): PeerEvidence {
-  // Parsed once (this runs on every upgrade): the canonical text re-parses to
-  // the same address, so this equals canonicalIp + inCidrs + isLoopback on it.
-  const peerAddr = parseIp(raw.remoteAddress);
-  const remoteAddress = peerAddr?.toString() ?? raw.remoteAddress;
-  const viaTrustedProxy = peerAddr !== undefined && addressInCidrs(peerAddr, trustedProxies);
-  const forwardedClient = viaTrustedProxy ? clientFromForwardedFor(raw.forwardedFor, trustedProxies) : undefined;
-  const locality: Locality = !raw.hasForwardingHeaders && peerAddr !== undefined && peerAddr.range() === "loopback" ? "direct_local" : "remote";
+/** What the TCP peer's address alone says: the same for every connection from it. */
+export interface TcpPeer {
+  /** Canonical text (IPv4-mapped IPv6 unmapped); the raw text if it is not an IP. */
+  readonly remoteAddress: string;
+  readonly loopback: boolean;
+  readonly trustedProxy: boolean;
+  readonly budgetKey: string;
+}
+
+export function classifyTcpPeer(text: string, trustedProxies: readonly Cidr[]): TcpPeer {
+  // Parsed once: the canonical text re-parses to the same address, so this
+  // equals canonicalIp + inCidrs + isLoopback + addressBudgetKey on it.
+  const addr = parseIp(text);
+  if (!addr) return { remoteAddress: text, loopback: false, trustedProxy: false, budgetKey: text };
   return {
-    remoteAddress,
-    clientIp: forwardedClient ?? remoteAddress,
-    viaTrustedProxy,
+    remoteAddress: addr.toString(),
+    loopback: addr.range() === "loopback",
+    trustedProxy: addressInCidrs(addr, trustedProxies),
+    budgetKey: budgetKeyOf(addr),
+  };
+}
+
+/**
+ * Judge what the upgrade request showed. `tcp` is `classifyTcpPeer` of the
+ * socket's address, which a caller may have kept from an earlier connection.
+ */
+export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[], tcp: TcpPeer = classifyTcpPeer(raw.remoteAddress, trustedProxies)): PeerEvidence {
+  const forwardedClient = tcp.trustedProxy ? clientFromForwardedFor(raw.forwardedFor, trustedProxies) : undefined;
+  const locality: Locality = !raw.hasForwardingHeaders && tcp.loopback ? "direct_local" : "remote";
+  return {
+    remoteAddress: tcp.remoteAddress,
+    clientIp: forwardedClient ?? tcp.remoteAddress,
+    viaTrustedProxy: tcp.trustedProxy,
     locality,
     origin: raw.origin,
     host: raw.host,
-    proxyHeaders: viaTrustedProxy ? raw.proxyHeaders : {},
+    proxyHeaders: tcp.trustedProxy ? raw.proxyHeaders : {},
   };
 }
 
@@ -118,7 +139,10 @@ export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[]):
  */
 export function addressBudgetKey(ip: string): string {
   const addr = parseIp(ip);
-  if (!addr) return ip;
+  return addr ? budgetKeyOf(addr) : ip;
+}
+
+function budgetKeyOf(addr: ipaddr.IPv4 | ipaddr.IPv6): string {
   if (addr.kind() === "ipv4") return addr.toString();
   const parts = (addr as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16));
   return `${parts.join(":")}::/64`;

@@ -41,19 +41,19 @@ interface AuditRecord {
   readonly requestedScopes: readonly string[] | undefined;
   readonly claimedDevice: string | undefined;
   readonly decision: "admit" | "pairing-required" | "reject";
-  readonly stage?: string;
-  readonly code?: string;
-  readonly protocol?: number;
-  readonly evidence?: string;
-  readonly authMethod?: string;
-  readonly role?: string;
-  readonly scopes?: readonly string[];
-  readonly deviceId?: string | undefined;
-  readonly principal?: string | undefined;
-  readonly silentApproval?: string | undefined;
-  readonly reason?: string;
-  readonly requestId?: string | undefined;
-  readonly note?: string | undefined;
+  readonly stage: string | undefined;
+  readonly code: string | undefined;
+  readonly protocol: number | undefined;
+  readonly evidence: string | undefined;
+  readonly authMethod: string | undefined;
+  readonly role: string | undefined;
+  readonly scopes: readonly string[] | undefined;
+  readonly deviceId: string | undefined;
+  readonly principal: string | undefined;
+  readonly silentApproval: string | undefined;
+  readonly reason: string | undefined;
+  readonly requestId: string | undefined;
+  readonly note: string | undefined;
 }
 
 /** Client-chosen text is bounded before it is logged. */
@@ -61,7 +61,14 @@ const bound = (text: string | undefined, max = 64): string | undefined => (text 
 
 function recordOf(entry: AuditEntry): AuditRecord {
   const { decision, peer, claims } = entry;
-  const base = {
+  const admit = decision.kind === "admit" ? decision : undefined;
+  const pairing = decision.kind === "pairing-required" ? decision : undefined;
+  const reject = decision.kind === "reject" ? decision : undefined;
+  const scopes = claims?.requestedScopes;
+  // One literal with every field (undefined ones are not written): spreading
+  // a shared base into each outcome's fields made the line cost several
+  // times more to build and serialize.
+  return {
     audit: "admission",
     connId: entry.connId,
     peer: peer.remoteAddress,
@@ -73,36 +80,23 @@ function recordOf(entry: AuditEntry): AuditRecord {
     clientMode: claims?.clientMode,
     clientVersion: bound(claims?.version),
     requestedRole: bound(claims?.requestedRole),
-    requestedScopes: claims && (claims.requestedScopes.length > 16 || claims.requestedScopes.some((s) => s.length > 64)) ? claims.requestedScopes.slice(0, 16).map((s) => s.slice(0, 64)) : claims?.requestedScopes,
+    requestedScopes: scopes && (scopes.length > 16 || scopes.some((s) => s.length > 64)) ? scopes.slice(0, 16).map((s) => s.slice(0, 64)) : scopes,
     claimedDevice: bound(claims?.device?.id),
+    decision: decision.kind,
+    stage: reject?.stage,
+    code: reject === undefined ? undefined : "error" in reject ? reject.error.detailCode : reject.code,
+    protocol: admit?.protocol,
+    evidence: admit ? admit.grant.credential : pairing?.credential.kind,
+    authMethod: admit?.grant.authMethod,
+    role: admit?.grant.role,
+    scopes: admit?.grant.scopes,
+    deviceId: admit ? admit.grant.deviceId : pairing?.request.deviceId,
+    principal: admit?.grant.principal,
+    silentApproval: admit?.silentApproval?.via,
+    reason: pairing?.request.reason,
+    requestId: pairing ? entry.requestId : undefined,
     note: entry.note,
-  } as const;
-  switch (decision.kind) {
-    case "admit":
-      return {
-        ...base,
-        decision: "admit",
-        protocol: decision.protocol,
-        evidence: decision.grant.credential,
-        authMethod: decision.grant.authMethod,
-        role: decision.grant.role,
-        scopes: decision.grant.scopes,
-        deviceId: decision.grant.deviceId,
-        principal: decision.grant.principal,
-        silentApproval: decision.silentApproval?.via,
-      };
-    case "pairing-required":
-      return {
-        ...base,
-        decision: "pairing-required",
-        evidence: decision.credential.kind,
-        reason: decision.request.reason,
-        deviceId: decision.request.deviceId,
-        requestId: entry.requestId,
-      };
-    case "reject":
-      return { ...base, decision: "reject", stage: decision.stage, code: "error" in decision ? decision.error.detailCode : decision.code };
-  }
+  };
 }
 
 const MESSAGES = { admit: "admitted", "pairing-required": "pairing required", reject: "rejected" } as const;

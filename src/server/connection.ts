@@ -34,24 +34,37 @@ const MAX_DECISIONS = 3;
  * One socket: the handshake state machine, then the request router. It only
  * gathers facts and carries out decisions; `decideAdmission` decides.
  */
+/** What the gateway knows of a socket when it hands it to a Connection. */
+export interface AcceptedSocket {
+  readonly ws: WebSocket;
+  readonly connId: string;
+  readonly peer: PeerEvidence;
+  /** Where failed authentications from this socket are counted. */
+  readonly limiterKey: string;
+  /** What per-address budgets count this socket under. */
+  readonly budgetKey: string;
+  /** Release the socket's unauthenticated-socket budget (idempotent). */
+  readonly onPreauthEnd: () => void;
+}
+
 export class Connection {
   private state: State = "awaiting-connect";
   private readonly nonce: string;
-  /** The handshake timeout; dropped once admitted so an idle session does not keep it. */
-  private timer: NodeJS.Timeout | undefined;
   private session: Session | undefined;
+  private readonly ws: WebSocket;
+  private readonly connId: string;
+  private readonly peer: PeerEvidence;
 
   constructor(
     private readonly rt: GatewayRuntime,
-    private readonly ws: WebSocket,
-    private readonly connId: string,
-    private readonly peer: PeerEvidence,
-    private readonly limiterKey: string,
-    private readonly onPreauthEnd: () => void,
+    private readonly socket: AcceptedSocket,
   ) {
+    const { ws } = socket;
+    this.ws = ws;
+    this.connId = socket.connId;
+    this.peer = socket.peer;
     this.nonce = rt.random.uuid();
-    this.timer = setTimeout(() => this.handshakeTimeout(), rt.limits.handshakeTimeoutMs);
-    this.timer.unref();
+    rt.handshakeDeadlines.add(this, () => this.handshakeTimeout());
     ws.on("message", (data, isBinary) => void this.onMessage(data as Buffer, isBinary));
     ws.on("close", () => this.onClose());
     ws.on("error", () => undefined); // 'close' follows; ws already closed with the right code
@@ -65,12 +78,12 @@ export class Connection {
   }
 
   private onClose(): void {
-    clearTimeout(this.timer);
+    this.rt.handshakeDeadlines.remove(this);
     const wasPreauth = this.state !== "admitted" && this.state !== "closed";
     if (this.session) this.rt.sessions.remove(this.connId);
     this.state = "closed";
-    if (wasPreauth) this.onPreauthEnd();
-    this.rt.connectionClosed(this.peer.clientIp);
+    if (wasPreauth) this.socket.onPreauthEnd();
+    this.rt.connectionClosed(this.ws, this.socket.budgetKey);
   }
 
   private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
@@ -141,7 +154,7 @@ export class Connection {
       isBackendSecret(token) ? store.getBackendBySecretHash(secretDigestHex(token)) : undefined,
       bootstrap !== undefined && claims.device ? store.getBootstrapByTokenHash(secretDigestHex(bootstrap)) : undefined,
     ]);
-    const locked = this.rt.limiter.lockedFor(this.limiterKey);
+    const locked = this.rt.limiter.lockedFor(this.socket.limiterKey);
     return {
       nowMs: this.rt.clock.now(),
       challengeNonce: this.nonce,
@@ -177,7 +190,7 @@ export class Connection {
     const decision = decideAdmission({ claims, presented, facts, policy: this.rt.policy() });
 
     if (decision.kind === "reject") {
-      if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.limiter.recordFailure(this.limiterKey);
+      if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.limiter.recordFailure(this.socket.limiterKey);
       this.audit(claims, decision);
       rejectAndClose(this.ws, reqId, decision.error);
       return "done";
@@ -284,11 +297,10 @@ export class Connection {
       inflight: 0,
       unauthorizedStreak: 0,
     };
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    rt.handshakeDeadlines.remove(this);
     this.state = "admitted";
     this.session = session;
-    this.onPreauthEnd();
+    this.socket.onPreauthEnd();
     raiseMaxPayload(this.ws, rt.limits.maxPayloadBytes);
     const hello = rt.helloOk({ protocol: decision.protocol, connId: this.connId, grant, issued });
     sendRes(this.ws, reqId, { ok: true, payload: hello });

@@ -4,6 +4,8 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { AdmissionPolicy } from "../admission/policy.js";
 import { addressBudgetKey, resolvePeer, type PeerEvidence } from "../admission/locality.js";
+import { HandshakeDeadlines } from "./handshake-deadlines.js";
+import { createTcpPeerCache } from "./tcp-peer-cache.js";
 import { satisfies } from "../admission/scopes.js";
 import { secretDigest } from "../admission/secret-digest.js";
 import type { Grant } from "../admission/grant.js";
@@ -75,6 +77,9 @@ export class Gateway implements GatewayRuntime {
   readonly methods = new MethodRegistry();
   readonly services: MethodServices;
   readonly parseKey = createKeyCache();
+  /** The TCP peer's address judged once per address, not once per connection. */
+  private readonly tcpPeer = createTcpPeerCache();
+  readonly handshakeDeadlines: HandshakeDeadlines;
 
   private currentPolicy: AdmissionPolicy;
   private readonly http: Server;
@@ -104,6 +109,7 @@ export class Gateway implements GatewayRuntime {
     this.pairingLimits = options.pairingLimits;
     this.currentPolicy = options.policy;
     this.limiter = new FailedAuthLimiter(options.rateLimit, options.clock);
+    this.handshakeDeadlines = new HandshakeDeadlines(options.limits.handshakeTimeoutMs);
     this.sessions = new SessionRegistry(options.limits.maxBufferedBytes);
     this.preauthPerIp = new KeyedCounter(options.limits.maxPreauthPerIp);
     this.connectionsPerIp = new KeyedCounter(options.limits.maxConnectionsPerIp);
@@ -185,45 +191,45 @@ export class Gateway implements GatewayRuntime {
     if (this.stopping) return this.reject503(socket, "Gateway stopping");
     const policy = this.currentPolicy;
     const proxyHeaderNames = policy.auth.mode === "trusted-proxy" ? [policy.auth.userHeader, ...policy.auth.requiredHeaders] : [];
-    const peer = resolvePeer(rawPeerFacts(req, proxyHeaderNames), policy.trustedProxies);
-    const ip = addressBudgetKey(peer.clientIp);
+    const tcp = this.tcpPeer(req.socket.remoteAddress ?? "", policy.trustedProxies);
+    const peer = resolvePeer(rawPeerFacts(req, proxyHeaderNames), policy.trustedProxies, tcp);
+    const budgetKey = peer.clientIp === tcp.remoteAddress ? tcp.budgetKey : addressBudgetKey(peer.clientIp);
     if (this.openConnections >= this.limits.maxConnections) return this.reject503(socket, "Too many connections");
-    if (!this.connectionsPerIp.tryAcquire(ip)) return this.reject503(socket, "Too many connections from this address");
-    if (!this.preauthPerIp.tryAcquire(ip)) {
-      this.connectionsPerIp.release(ip);
+    if (!this.connectionsPerIp.tryAcquire(budgetKey)) return this.reject503(socket, "Too many connections from this address");
+    if (!this.preauthPerIp.tryAcquire(budgetKey)) {
+      this.connectionsPerIp.release(budgetKey);
       return this.reject503(socket, "Too many unauthenticated sockets");
     }
     this.openConnections++;
     let accepted = false;
     let preauthHeld = true;
-    const releasePreauth = () => {
+    const onPreauthEnd = () => {
       if (!preauthHeld) return;
       preauthHeld = false;
-      this.preauthPerIp.release(ip);
+      this.preauthPerIp.release(budgetKey);
     };
     // If the upgrade itself fails, `ws` never calls back: release on close.
     socket.once("close", () => {
       if (accepted) return;
-      releasePreauth();
-      this.connectionClosed(peer.clientIp);
+      onPreauthEnd();
+      this.openConnections--;
+      this.connectionsPerIp.release(budgetKey);
     });
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       accepted = true;
       this.sockets.add(ws);
-      ws.once("close", () => this.sockets.delete(ws));
-      const connId = this.random.uuid();
       // Browser pages on loopback share one failure budget per address, apart from the
       // address's own: a page cannot lock the local CLI out, and rotating the Origin
       // header buys no fresh budget.
-      const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${ip}` : `ip:${ip}`;
-      new Connection(this, ws, connId, peer, limiterKey, releasePreauth);
+      const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${budgetKey}` : `ip:${budgetKey}`;
+      new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey, onPreauthEnd });
     });
   }
 
-  connectionClosed(clientIp: string): void {
-    const ip = addressBudgetKey(clientIp);
+  connectionClosed(ws: WebSocket, budgetKey: string): void {
+    this.sockets.delete(ws);
     this.openConnections--;
-    this.connectionsPerIp.release(ip);
+    this.connectionsPerIp.release(budgetKey);
   }
 
   helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown> {
@@ -289,6 +295,10 @@ export class Gateway implements GatewayRuntime {
     try {
       for (;;) {
         const batch = await this.store.changesSince(this.lastChangeId, 500);
+        // A change read here may come from another process, and the feed can
+        // show it before the commit poll does: cached records go first, so no
+        // handshake admitted after the change is applied decides on them.
+        if (batch.length > 0) this.store.invalidate();
         for (const change of batch) {
           this.lastChangeId = change.id;
           await this.applyChange(change);
@@ -351,6 +361,7 @@ export class Gateway implements GatewayRuntime {
   async close(): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    this.handshakeDeadlines.close();
     this.sessions.broadcast("shutdown", { reason: "gateway stopping" });
     for (const ws of this.sockets) ws.close(1001, "gateway stopping");
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));

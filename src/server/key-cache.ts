@@ -1,3 +1,4 @@
+import { setBounded } from "../bounded-map.js";
 import { parsePublicKey, type ParsedPublicKey } from "../identity/device-key.js";
 
 /**
@@ -12,11 +13,7 @@ export function createKeyCache(maxEntries = 10_000): (text: string) => ParsedPub
     if (hit) return hit;
     const parsed = parsePublicKey(text);
     if (!parsed) return undefined;
-    cache.set(text, parsed);
-    if (cache.size > maxEntries) {
-      const oldest = cache.keys().next().value;
-      if (oldest !== undefined) cache.delete(oldest);
-    }
+    setBounded(cache, text, parsed, maxEntries);
     return parsed;
   };
 }

@@ -14,6 +14,8 @@ import type { AuditLog } from "./audit.js";
 import type { Logger } from "./logger.js";
 import type { RecentRevocations } from "./revocations.js";
 import type { SessionRegistry } from "./session-registry.js";
+import type { HandshakeDeadlines } from "./handshake-deadlines.js";
+import type { WebSocket } from "ws";
 
 /** What a connection needs from the gateway that owns it. */
 export interface GatewayRuntime {
@@ -36,5 +38,8 @@ export interface GatewayRuntime {
   limiterExempt(peer: PeerEvidence): boolean;
   storeChanged(): void;
   helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown>;
-  connectionClosed(clientIp: string): void;
+  /** Unauthenticated sockets' deadlines. */
+  readonly handshakeDeadlines: HandshakeDeadlines;
+  /** A socket this gateway accepted has closed: release what it held. */
+  connectionClosed(ws: WebSocket, budgetKey: string): void;
 }

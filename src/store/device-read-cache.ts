@@ -1,3 +1,4 @@
+import { setBounded } from "../bounded-map.js";
 import type { PairedDeviceRecord } from "./records.js";
 import type { Store } from "./store.js";
 
@@ -9,6 +10,15 @@ export interface DeviceReadCachingStore extends Store {
 
 export const DEFAULT_DEVICE_CACHE_ENTRIES = 10_000;
 
+/** Records are shared by every reader of the cache, so none may change one. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /**
  * Every handshake of a paired device reads its record; in WAL mode each read
  * takes and drops a lock in the shared index (BENCHMARKS.md). This keeps the
@@ -16,39 +26,53 @@ export const DEFAULT_DEVICE_CACHE_ENTRIES = 10_000;
  *
  * Staleness is bounded by who wrote:
  * - a transaction made through this store drops the cache before it commits
- *   and again before its caller resumes, so the gateway's own writes (device.token.revoke, approvals,
- *   issued tokens) are seen by the next read;
+ *   and again before its caller resumes, so the gateway's own writes
+ *   (device.token.revoke, approvals, issued tokens) are seen by the next read;
  * - a commit by another process (the admin CLI) is seen when the owner calls
- *   `invalidate()`, which the gateway does when `commitMarker()` moves, in
- *   the same poll that closes the sessions the change revoked.
+ *   `invalidate()`, which the gateway does when `commitMarker()` moves and
+ *   whenever the change feed shows a change, before it closes the sessions
+ *   the change revoked.
  * Only found records are kept (an unknown device id is read every time, so
  * garbage ids never occupy memory and a new pairing is seen at once), and a
- * read that overlapped an invalidation is not kept.
+ * read that overlapped an invalidation is not kept. Cached records are
+ * frozen: the store promises that callers cannot change what it holds, and a
+ * shared record keeps that promise by refusing changes rather than copying.
  */
 export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE_ENTRIES): DeviceReadCachingStore {
   const records = new Map<string, PairedDeviceRecord>();
   let generation = 0;
+  let closed = false;
   const invalidate = (): void => {
     records.clear();
     generation++;
   };
+  // Delegated one by one rather than spread, so a store written as a class keeps its methods.
   return {
-    ...store,
     kind: store.kind,
     async getPairedDevice(deviceId) {
+      if (closed) return store.getPairedDevice(deviceId); // the store's own "closed" error
       const hit = records.get(deviceId);
       if (hit) return hit;
       const readIn = generation;
       const record = await store.getPairedDevice(deviceId);
-      if (record && readIn === generation) {
-        records.set(deviceId, record);
-        if (records.size > maxEntries) {
-          const oldest = records.keys().next().value;
-          if (oldest !== undefined) records.delete(oldest);
-        }
-      }
-      return record;
+      if (!record || readIn !== generation) return record;
+      const frozen = deepFreeze(record);
+      setBounded(records, deviceId, frozen, maxEntries);
+      return frozen;
     },
+    listPairedDevices: () => store.listPairedDevices(),
+    getPendingRequest: (requestId) => store.getPendingRequest(requestId),
+    listPendingRequests: () => store.listPendingRequests(),
+    listPendingForDevice: (deviceId) => store.listPendingForDevice(deviceId),
+    countPendingRequests: (filter) => store.countPendingRequests(filter),
+    getBackendBySecretHash: (secretHash) => store.getBackendBySecretHash(secretHash),
+    getBackendByName: (name) => store.getBackendByName(name),
+    listBackends: () => store.listBackends(),
+    getBootstrapByTokenHash: (tokenHash) => store.getBootstrapByTokenHash(tokenHash),
+    getSetting: (key) => store.getSetting(key),
+    changesSince: (afterId, limit) => store.changesSince(afterId, limit),
+    latestChangeId: () => store.latestChangeId(),
+    commitMarker: () => store.commitMarker(),
     async transact(fn) {
       try {
         // Dropped before the commit too: a read between the commit and this
@@ -61,6 +85,11 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
       } finally {
         invalidate();
       }
+    },
+    async close() {
+      closed = true;
+      invalidate();
+      await store.close();
     },
     invalidate,
   };

@@ -243,6 +243,47 @@ describe("sqlite store (file, schema and multi-process behaviour)", () => {
     }
   });
 
+  it("a commit by a second Store on the same file (as the admin CLI makes) moves the first store's commitMarker", async () => {
+    const path = await tempDbPath();
+    const server = openSqliteStore({ path });
+    const cli = openSqliteStore({ path });
+    try {
+      const before = await server.commitMarker();
+      assert.equal(await server.commitMarker(), before, "nothing committed yet: the marker stays put");
+      await cli.transact(async (tx) => {
+        await tx.putPairedDevice(device("dev-1", 100));
+        await tx.appendChange({ kind: "device.removed", deviceId: "dev-0" }, 7);
+      });
+      const afterFirst = await server.commitMarker();
+      assert.notEqual(afterFirst, before, "the other store's commit moved it");
+      await cli.transact((tx) => tx.deletePairedDevice("dev-1"));
+      assert.notEqual(await server.commitMarker(), afterFirst, "and every later commit moves it again");
+    } finally {
+      await Promise.all([server.close(), cli.close()]);
+    }
+  });
+
+  it("a commit made outside any Store, on a plain SQLite connection to the file, moves commitMarker", async () => {
+    const path = await tempDbPath();
+    const store = openSqliteStore({ path });
+    const otherProcess = new Database(path);
+    try {
+      const before = await store.commitMarker();
+      otherProcess.prepare("INSERT INTO settings (key, value) VALUES ('k', 'v')").run();
+      assert.notEqual(await store.commitMarker(), before);
+      assert.equal(await store.getSetting("k"), "v");
+    } finally {
+      otherProcess.close();
+      await store.close();
+    }
+  });
+
+  it("commitMarker rejects after close, like every other read", async () => {
+    const store = openSqliteStore({ path: await tempDbPath() });
+    await store.close();
+    await assert.rejects(store.commitMarker());
+  });
+
   it("two Store instances on one file in one process serialize their transactions (counter ends at 2)", async () => {
     const path = await tempDbPath();
     const a = openSqliteStore({ path });
