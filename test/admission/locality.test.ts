@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { addressBudgetKey, canonicalIp, inCidrs, isLoopback, parseCidrs, parseIp, resolvePeer } from "../../src/admission/locality.js";
+import { addressBudgetKey, canonicalIp, classifyTcpPeer, inCidrs, isLoopback, parseCidrs, parseIp, resolvePeer } from "../../src/admission/locality.js";
 import { makePeer, rawPeer } from "../support/admission-fixtures.js";
 
 describe("isLoopback", () => {
@@ -236,6 +236,22 @@ describe("resolvePeer parses the TCP peer once", () => {
         assert.equal(peer.remoteAddress, canonical);
         assert.equal(peer.viaTrustedProxy, inCidrs(canonical, trusted));
         assert.equal(peer.locality, !forwarded && isLoopback(canonical) ? "direct_local" : "remote");
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("classifyTcpPeer agrees with canonicalIp + isLoopback + inCidrs + addressBudgetKey, and resolvePeer gives the same evidence with a kept classification", () => {
+    fc.assert(
+      fc.property(address, fc.boolean(), (remoteAddress, forwarded) => {
+        const tcp = classifyTcpPeer(remoteAddress, trusted);
+        const canonical = canonicalIp(remoteAddress);
+        assert.equal(tcp.remoteAddress, canonical);
+        assert.equal(tcp.loopback, isLoopback(canonical));
+        assert.equal(tcp.trustedProxy, inCidrs(canonical, trusted));
+        assert.equal(tcp.budgetKey, addressBudgetKey(remoteAddress));
+        const raw = rawPeer({ remoteAddress, hasForwardingHeaders: forwarded, forwardedFor: "198.51.100.9" });
+        assert.deepEqual(resolvePeer(raw, trusted, tcp), resolvePeer(raw, trusted));
       }),
       { numRuns: 2000 },
     );

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { HandshakeDeadlines } from "../../src/server/handshake-deadlines.js";
+
+// One shared timer for every unauthenticated socket (src/server/handshake-deadlines.ts).
+// Real time, small timeouts; assertions are about order and "never early", not speed.
+
+describe("HandshakeDeadlines", () => {
+  it("fires a deadline after its timeout, never before, and only once", async () => {
+    const deadlines = new HandshakeDeadlines(60, 10);
+    try {
+      const started = performance.now();
+      const fired: number[] = [];
+      deadlines.add({}, () => fired.push(performance.now() - started));
+      await delay(30);
+      assert.deepEqual(fired, [], "not before the timeout");
+      while (fired.length === 0) await delay(10);
+      assert.ok((fired[0] ?? 0) >= 60, `fired after ${fired[0]} ms`);
+      await delay(50);
+      assert.equal(fired.length, 1);
+      assert.equal(deadlines.size, 0);
+    } finally {
+      deadlines.close();
+    }
+  });
+
+  it("a removed deadline never fires and the others still do, in the order they were added", async () => {
+    const deadlines = new HandshakeDeadlines(40, 10);
+    try {
+      const fired: string[] = [];
+      const a = {};
+      const b = {};
+      const c = {};
+      deadlines.add(a, () => fired.push("a"));
+      deadlines.add(b, () => fired.push("b"));
+      deadlines.add(c, () => fired.push("c"));
+      deadlines.remove(b);
+      while (fired.length < 2) await delay(10);
+      await delay(30);
+      assert.deepEqual(fired, ["a", "c"]);
+    } finally {
+      deadlines.close();
+    }
+  });
+
+  it("adding a key again moves its deadline to the end instead of firing twice", async () => {
+    const deadlines = new HandshakeDeadlines(50, 10);
+    try {
+      const fired: string[] = [];
+      const key = {};
+      deadlines.add(key, () => fired.push("first"));
+      await delay(30);
+      deadlines.add(key, () => fired.push("second"));
+      await delay(35);
+      assert.deepEqual(fired, [], "the first deadline was replaced");
+      while (fired.length === 0) await delay(10);
+      assert.deepEqual(fired, ["second"]);
+    } finally {
+      deadlines.close();
+    }
+  });
+
+  it("after close() nothing fires", async () => {
+    const deadlines = new HandshakeDeadlines(20, 10);
+    const fired: string[] = [];
+    deadlines.add({}, () => fired.push("x"));
+    deadlines.close();
+    await delay(60);
+    assert.deepEqual(fired, []);
+    assert.equal(deadlines.size, 0);
+  });
+});
