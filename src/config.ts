@@ -1,90 +1,86 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { z } from "zod";
+import { Type, type Static } from "@sinclair/typebox";
 import { isLoopback, parseCidrs } from "./admission/locality.js";
 import { normalizeAllowedOrigin } from "./admission/origin.js";
 import { DEFAULT_SILENT_SCOPE_CEILING } from "./admission/policy.js";
 import { validateRequestedScopes } from "./admission/scopes.js";
 import { DEFAULT_PAIRING_LIMITS, type PairingLimits } from "./pairing/limits.js";
 import { ROLES, type Role, type Scope } from "./protocol/enums.js";
-import { summarizeIssues } from "./protocol/frames.js";
+import { ClosedObject, LiteralUnion, compileSchema } from "./protocol/schema.js";
 import { DEFAULT_RATE_LIMIT, DEFAULT_TRANSPORT_LIMITS, type RateLimitOptions, type TransportLimits } from "./server/limits.js";
 
 // Configuration: defaults < config file < environment < flags. Closed schema:
 // a misspelt key is an error, not a silently ignored setting.
 
-const positiveInt = z.number().int().positive();
+// Only JSON bounds here: no defaults or transforms. Defaults are applied below,
+// in resolveConfig, in the order of precedence.
+const optPositiveInt = (options: { maximum?: number } = {}) => Type.Optional(Type.Integer({ exclusiveMinimum: 0, ...options }));
+const nonEmpty = Type.String({ minLength: 1 });
 
-const FileSchema = z
-  .object({
-    host: z.string().min(1).optional(),
-    port: z.number().int().min(0).max(65535).optional(),
-    stateDir: z.string().min(1).optional(),
-    auth: z
-      .object({
-        mode: z.enum(["token", "password", "trusted-proxy", "none"]).optional(),
-        token: z.string().min(16).optional(),
-        password: z.string().min(8).optional(),
-        trustedProxy: z
-          .object({
-            userHeader: z.string().min(1),
-            requiredHeaders: z.array(z.string().min(1)).optional(),
-            allowUsers: z.array(z.string().min(1)).optional(),
-          })
-          .strict()
-          .optional(),
-      })
-      .strict()
-      .optional(),
-    trustedProxies: z.array(z.string().min(1)).optional(),
-    allowedOrigins: z.array(z.string().min(1)).optional(),
-    pairing: z
-      .object({
-        silentLocal: z
-          .object({
-            enabled: z.boolean().optional(),
-            scopeCeiling: z.array(z.string()).optional(),
-            roles: z.array(z.enum(ROLES)).optional(),
-          })
-          .strict()
-          .optional(),
-        pendingTtlMs: positiveInt.optional(),
-        maxPendingPerIp: positiveInt.optional(),
-        maxPendingTotal: positiveInt.optional(),
-      })
-      .strict()
-      .optional(),
-    limits: z
-      .object({
-        maxPreauthPayloadBytes: positiveInt.max(1024 * 1024).optional(),
-        maxPayloadBytes: positiveInt.max(64 * 1024 * 1024).optional(),
-        handshakeTimeoutMs: positiveInt.optional(),
-        maxPreauthPerIp: positiveInt.optional(),
-        maxConnectionsPerIp: positiveInt.optional(),
-        maxConnections: positiveInt.optional(),
-        maxInflightPerSession: positiveInt.optional(),
-        maxBufferedBytes: positiveInt.optional(),
-        tickIntervalMs: positiveInt.optional(),
-      })
-      .strict()
-      .optional(),
-    rateLimit: z
-      .object({
-        maxFailures: positiveInt.optional(),
-        windowMs: positiveInt.optional(),
-        lockoutMs: positiveInt.optional(),
-        exemptLoopback: z.boolean().optional(),
-        maxKeys: positiveInt.optional(),
-      })
-      .strict()
-      .optional(),
-    changePollMs: positiveInt.optional(),
-    log: z.object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional() }).strict().optional(),
-  })
-  .strict();
+const FileSchema = ClosedObject({
+  host: Type.Optional(nonEmpty),
+  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  stateDir: Type.Optional(nonEmpty),
+  auth: Type.Optional(
+    ClosedObject({
+      mode: Type.Optional(LiteralUnion(["token", "password", "trusted-proxy", "none"])),
+      token: Type.Optional(Type.String({ minLength: 16 })),
+      password: Type.Optional(Type.String({ minLength: 8 })),
+      trustedProxy: Type.Optional(
+        ClosedObject({
+          userHeader: nonEmpty,
+          requiredHeaders: Type.Optional(Type.Array(nonEmpty)),
+          allowUsers: Type.Optional(Type.Array(nonEmpty)),
+        }),
+      ),
+    }),
+  ),
+  trustedProxies: Type.Optional(Type.Array(nonEmpty)),
+  allowedOrigins: Type.Optional(Type.Array(nonEmpty)),
+  pairing: Type.Optional(
+    ClosedObject({
+      silentLocal: Type.Optional(
+        ClosedObject({
+          enabled: Type.Optional(Type.Boolean()),
+          scopeCeiling: Type.Optional(Type.Array(Type.String())),
+          roles: Type.Optional(Type.Array(LiteralUnion(ROLES))),
+        }),
+      ),
+      pendingTtlMs: optPositiveInt(),
+      maxPendingPerIp: optPositiveInt(),
+      maxPendingTotal: optPositiveInt(),
+    }),
+  ),
+  limits: Type.Optional(
+    ClosedObject({
+      maxPreauthPayloadBytes: optPositiveInt({ maximum: 1024 * 1024 }),
+      maxPayloadBytes: optPositiveInt({ maximum: 64 * 1024 * 1024 }),
+      handshakeTimeoutMs: optPositiveInt(),
+      maxPreauthPerIp: optPositiveInt(),
+      maxConnectionsPerIp: optPositiveInt(),
+      maxConnections: optPositiveInt(),
+      maxInflightPerSession: optPositiveInt(),
+      maxBufferedBytes: optPositiveInt(),
+      tickIntervalMs: optPositiveInt(),
+    }),
+  ),
+  rateLimit: Type.Optional(
+    ClosedObject({
+      maxFailures: optPositiveInt(),
+      windowMs: optPositiveInt(),
+      lockoutMs: optPositiveInt(),
+      exemptLoopback: Type.Optional(Type.Boolean()),
+      maxKeys: optPositiveInt(),
+    }),
+  ),
+  changePollMs: optPositiveInt(),
+  log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(["fatal", "error", "warn", "info", "debug", "trace", "silent"])) })),
+});
+const FileValidator = compileSchema(FileSchema);
 
-export type ConfigFile = z.infer<typeof FileSchema>;
+export type ConfigFile = Static<typeof FileSchema>;
 
 export type AuthConfig =
   | { readonly mode: "token"; readonly token: string | undefined }
@@ -136,9 +132,9 @@ function readFile(path: string): ConfigFile {
   } catch (e) {
     throw new ConfigError(`cannot read config file ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const parsed = FileSchema.safeParse(json);
-  if (!parsed.success) throw new ConfigError(`invalid config file ${path}: ${summarizeIssues(parsed.error)}`);
-  return parsed.data;
+  // Validated in place: the parsed JSON is the config, nothing is filled in or converted.
+  if (!FileValidator.check(json)) throw new ConfigError(`invalid config file ${path}: ${FileValidator.issues(json)}`);
+  return json;
 }
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {

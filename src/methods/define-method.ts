@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type { Static, TSchema } from "@sinclair/typebox";
 import type { Grant } from "../admission/grant.js";
 import type { Clock, Random } from "../clock.js";
 import type { PairingLimits } from "../pairing/limits.js";
@@ -54,12 +54,13 @@ export interface MethodServices {
   storeChanged(): void;
 }
 
-export interface MethodDefinition<P> {
+export interface MethodDefinition<T extends TSchema> {
   readonly name: string;
   /** Must match the protocol's table for upstream method names (checked at registration). */
   readonly requires: Requirement;
-  readonly params: z.ZodType<P, z.ZodTypeDef, unknown>;
-  readonly handler: (params: P, caller: CallerSession, services: MethodServices) => Promise<Result<unknown>>;
+  /** A closed TypeBox schema; compiled once, when the method is defined. */
+  readonly params: T;
+  readonly handler: (params: Static<T>, caller: CallerSession, services: MethodServices) => Promise<Result<unknown>>;
 }
 
 /** A method with its parameter type erased, for the registry. */

@@ -1,11 +1,11 @@
-import { z } from "zod";
+import { FormatRegistry, Type } from "@sinclair/typebox";
 import { satisfies } from "../admission/scopes.js";
 import type { Approver } from "../pairing/approver.js";
 import { approvePairing, rejectPairing } from "../pairing/approve.js";
 import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
-import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
-import { invalidRequest } from "../protocol/gateway-error.js";
-import { err, ok, type Result } from "../result.js";
+import { ROLES, isKnownScope, type Scope } from "../protocol/enums.js";
+import { ClosedObject, LiteralUnion } from "../protocol/schema.js";
+import { ok, type Result } from "../result.js";
 import type { CallerSession, MethodServices } from "./define-method.js";
 import { defineMethod } from "./registry.js";
 import { pairedToWire, pendingToWire } from "./wire-records.js";
@@ -14,9 +14,12 @@ import { pairedToWire, pendingToWire } from "./wire-records.js";
 // the pairing state machine enforces what the approver itself may grant.
 
 const PAIRING = { kind: "scope", scope: "operator.pairing" } as const;
-const id = z.string().min(1).max(256);
-const role = z.string().min(1).max(64).refine(isRole, "unknown role");
-const scopes = z.array(z.string().min(1).max(128).refine(isKnownScope, "unknown scope")).max(64);
+const id = Type.String({ minLength: 1, maxLength: 256 });
+const role = LiteralUnion(ROLES);
+// isKnownScope stays the one definition of a scope; the compiled check calls it
+// through this named format (registered before any check can run).
+FormatRegistry.Set("scope", isKnownScope);
+const scopes = Type.Array(Type.Unsafe<Scope>(Type.String({ minLength: 1, maxLength: 128, format: "scope" })), { maxItems: 64 });
 
 export function approverOf(caller: CallerSession): Approver {
   return { kind: "session", scopes: caller.grant.scopes, credential: caller.grant.credential, deviceId: caller.grant.deviceId };
@@ -37,7 +40,7 @@ async function changed<T>(services: MethodServices, result: Promise<Result<T>>):
 export const devicePairList = defineMethod({
   name: "device.pair.list",
   requires: PAIRING,
-  params: z.object({}).strict(),
+  params: ClosedObject({}),
   async handler(_p, caller, services) {
     const now = services.clock.now();
     const visible = visibleTo(caller);
@@ -50,7 +53,7 @@ export const devicePairList = defineMethod({
 export const devicePairApprove = defineMethod({
   name: "device.pair.approve",
   requires: PAIRING,
-  params: z.object({ requestId: id }).strict(),
+  params: ClosedObject({ requestId: id }),
   async handler(p, caller, services) {
     const r = await changed(services, approvePairing(services.store, p.requestId, approverOf(caller), services.clock.now()));
     return r.ok ? ok({ requestId: r.value.requestId, device: pairedToWire(r.value.device) }) : r;
@@ -60,24 +63,23 @@ export const devicePairApprove = defineMethod({
 export const devicePairReject = defineMethod({
   name: "device.pair.reject",
   requires: PAIRING,
-  params: z.object({ requestId: id }).strict(),
+  params: ClosedObject({ requestId: id }),
   handler: (p, caller, services) => changed(services, rejectPairing(services.store, p.requestId, approverOf(caller), services.clock.now())),
 });
 
 export const devicePairRemove = defineMethod({
   name: "device.pair.remove",
   requires: PAIRING,
-  params: z.object({ deviceId: id }).strict(),
+  params: ClosedObject({ deviceId: id }),
   handler: (p, caller, services) => changed(services, removeDevice(services.store, p.deviceId, approverOf(caller), services.clock.now())),
 });
 
 export const deviceTokenRotate = defineMethod({
   name: "device.token.rotate",
   requires: PAIRING,
-  params: z.object({ deviceId: id, role, scopes: scopes.optional() }).strict(),
+  params: ClosedObject({ deviceId: id, role, scopes: Type.Optional(scopes) }),
   async handler(p, caller, services) {
-    if (!isRole(p.role)) return err(invalidRequest("INVALID_ROLE", "invalid role"));
-    const params = { deviceId: p.deviceId, role: p.role, ...(p.scopes ? { scopes: p.scopes as Scope[] } : {}) };
+    const params = { deviceId: p.deviceId, role: p.role, ...(p.scopes ? { scopes: p.scopes } : {}) };
     return changed(services, rotateDeviceToken(services.store, params, approverOf(caller), { nowMs: services.clock.now(), random: services.random }));
   },
 });
@@ -85,9 +87,8 @@ export const deviceTokenRotate = defineMethod({
 export const deviceTokenRevoke = defineMethod({
   name: "device.token.revoke",
   requires: PAIRING,
-  params: z.object({ deviceId: id, role }).strict(),
+  params: ClosedObject({ deviceId: id, role }),
   async handler(p, caller, services) {
-    if (!isRole(p.role)) return err(invalidRequest("INVALID_ROLE", "invalid role"));
     return changed(services, revokeDeviceToken(services.store, { deviceId: p.deviceId, role: p.role }, approverOf(caller), services.clock.now()));
   },
 });

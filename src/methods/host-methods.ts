@@ -1,4 +1,5 @@
-import { z } from "zod";
+import { Type } from "@sinclair/typebox";
+import { ClosedObject } from "../protocol/schema.js";
 import { ok } from "../result.js";
 import { defineMethod } from "./registry.js";
 
@@ -12,14 +13,12 @@ import { defineMethod } from "./registry.js";
 export const channelsStatus = defineMethod({
   name: "channels.status",
   requires: { kind: "scope", scope: "operator.read" },
-  params: z
-    .object({
-      probe: z.boolean().optional(),
-      timeoutMs: z.number().int().min(0).max(600_000).optional(),
-      // protocol 4: ask for one channel only
-      channel: z.string().min(1).max(128).optional(),
-    })
-    .strict(),
+  params: ClosedObject({
+    probe: Type.Optional(Type.Boolean()),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+    // protocol 4: ask for one channel only
+    channel: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  }),
   handler: async (_p, _caller, services) =>
     ok({
       ts: services.clock.now(),
@@ -34,7 +33,7 @@ export const channelsStatus = defineMethod({
 export const lastHeartbeat = defineMethod({
   name: "last-heartbeat",
   requires: { kind: "scope", scope: "operator.read" },
-  params: z.object({}).strict(),
+  params: ClosedObject({}),
   // No agents run here, so no heartbeat has ever fired: upstream's "none yet" answer.
   handler: async () => ok(null),
 });
@@ -42,7 +41,7 @@ export const lastHeartbeat = defineMethod({
 export const configGet = defineMethod({
   name: "config.get",
   requires: { kind: "scope", scope: "operator.read" },
-  params: z.object({}).strict(),
+  params: ClosedObject({}),
   // There is no OpenClaw config file on this host; gatewarden's own settings are
   // not in OpenClaw's schema and are not exposed here.
   handler: async () =>

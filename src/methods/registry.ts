@@ -1,5 +1,6 @@
-import { summarizeIssues } from "../protocol/frames.js";
+import type { TSchema } from "@sinclair/typebox";
 import { invalidRequest } from "../protocol/gateway-error.js";
+import { compileSchema } from "../protocol/schema.js";
 import { err } from "../result.js";
 import { requirementOf, type Requirement } from "./authorize.js";
 import type { MethodDefinition, RegisteredMethod } from "./define-method.js";
@@ -13,14 +14,15 @@ function sameRequirement(a: Requirement, b: Requirement): boolean {
  * handler runs, and its requirement is declared with it, so a method cannot
  * forget its scope.
  */
-export function defineMethod<P>(def: MethodDefinition<P>): RegisteredMethod {
+export function defineMethod<T extends TSchema>(def: MethodDefinition<T>): RegisteredMethod {
+  const params = compileSchema(def.params);
   return {
     name: def.name,
     requires: def.requires,
     async call(rawParams, caller, services) {
-      const parsed = def.params.safeParse(rawParams ?? {});
-      if (!parsed.success) return err(invalidRequest("INVALID_PARAMS", `invalid ${def.name} params: ${summarizeIssues(parsed.error)}`));
-      return def.handler(parsed.data, caller, services);
+      const value = rawParams ?? {};
+      if (!params.check(value)) return err(invalidRequest("INVALID_PARAMS", `invalid ${def.name} params: ${params.issues(value)}`));
+      return def.handler(value, caller, services);
     },
   };
 }

@@ -1,5 +1,6 @@
-import { z } from "zod";
+import { Type } from "@sinclair/typebox";
 import { satisfies } from "../admission/scopes.js";
+import { ClosedObject } from "../protocol/schema.js";
 import { ok } from "../result.js";
 import { defineMethod } from "./registry.js";
 
@@ -9,7 +10,7 @@ import { defineMethod } from "./registry.js";
 export const health = defineMethod({
   name: "health",
   requires: { kind: "open" },
-  params: z.object({ probe: z.boolean().optional() }).strict(),
+  params: ClosedObject({ probe: Type.Optional(Type.Boolean()) }),
   async handler(_p, _caller, services) {
     const started = services.clock.now();
     // A real check of the store, so health says something true.
@@ -32,7 +33,7 @@ export const health = defineMethod({
 export const status = defineMethod({
   name: "status",
   requires: { kind: "scope", scope: "operator.read" },
-  params: z.object({}).strict(),
+  params: ClosedObject({}),
   async handler(_p, caller, services) {
     const now = services.clock.now();
     const admin = satisfies(caller.grant.scopes, "operator.admin");
@@ -64,14 +65,14 @@ export const status = defineMethod({
 export const systemPresence = defineMethod({
   name: "system-presence",
   requires: { kind: "scope", scope: "operator.read" },
-  params: z.object({}).strict(),
+  params: ClosedObject({}),
   handler: async (_p, _caller, services) => ok(services.presence()),
 });
 
 export const gatewayIdentity = defineMethod({
   name: "gateway.identity.get",
   requires: { kind: "scope", scope: "operator.read" },
-  params: z.object({}).strict(),
+  params: ClosedObject({}),
   handler: async (_p, _caller, services) => ok({ deviceId: services.identity.deviceId, publicKey: services.identity.publicKey }),
 });
 

@@ -3,3 +3,4 @@ export * from "./error-codes.js";
 export * from "./close-codes.js";
 export * from "./gateway-error.js";
 export * from "./frames.js";
+export * from "./schema.js";

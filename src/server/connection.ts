@@ -13,7 +13,7 @@ import { consumeBootstrapIn } from "../pairing/bootstrap-tokens.js";
 import { issueDeviceToken, type IssuedToken } from "../pairing/device-tokens.js";
 import { requestPairing } from "../pairing/request-pairing.js";
 import { CloseCode } from "../protocol/close-codes.js";
-import { ConnectParamsSchema, ReqFrameSchema, parseJson, summarizeIssues, type ConnectParams } from "../protocol/frames.js";
+import { ConnectParamsValidator, ReqFrameValidator, parseJson, type ConnectParams } from "../protocol/frames.js";
 import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
 import type { AuditEntry } from "./audit.js";
 import { frameText, raiseMaxPayload, rejectAndClose, sendRes } from "./frame-io.js";
@@ -96,23 +96,22 @@ export class Connection {
     }
     const parsed = text === undefined ? undefined : parseJson(text);
     if (!parsed?.ok) return this.rejectFrame(text === undefined ? "binary frame" : "malformed json");
-    const frame = ReqFrameSchema.safeParse(parsed.value);
-    if (!frame.success) return this.rejectFrame("invalid request frame");
-    const { id, method, params } = frame.data;
+    const frame = parsed.value;
+    if (!ReqFrameValidator.check(frame)) return this.rejectFrame("invalid request frame");
+    const { id, method, params } = frame;
     if (method !== "connect") {
       const error = handshakeRejection("INVALID_REQUEST", "HANDSHAKE_REQUIRED", "invalid handshake: first request must be connect");
       this.audit(undefined, { kind: "reject", stage: "frame", code: error.detailCode });
       return rejectAndClose(this.ws, id, error);
     }
-    const connect = ConnectParamsSchema.safeParse(params);
-    if (!connect.success) {
-      const error = handshakeRejection("INVALID_REQUEST", "INVALID_PARAMS", `invalid connect params: ${summarizeIssues(connect.error)}`);
+    if (!ConnectParamsValidator.check(params)) {
+      const error = handshakeRejection("INVALID_REQUEST", "INVALID_PARAMS", `invalid connect params: ${ConnectParamsValidator.issues(params)}`);
       this.audit(undefined, { kind: "reject", stage: "frame", code: error.detailCode });
       return rejectAndClose(this.ws, id, error);
     }
     this.state = "connecting";
     try {
-      await this.handshake(id, connect.data);
+      await this.handshake(id, params);
     } catch (e) {
       this.rt.logger.error({ connId: this.connId, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
       rejectAndClose(this.ws, id, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
@@ -316,13 +315,13 @@ export class Connection {
     if (text === undefined) return sendRes(this.ws, "invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: binary frames are not supported") });
     const parsed = parseJson(text);
     if (!parsed.ok) return sendRes(this.ws, "invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: malformed JSON") });
-    const frame = ReqFrameSchema.safeParse(parsed.value);
-    if (!frame.success) {
-      const raw = parsed.value as { id?: unknown } | null;
+    const frame = parsed.value;
+    if (!ReqFrameValidator.check(frame)) {
+      const raw = frame as { id?: unknown } | null;
       const id = raw && typeof raw === "object" && typeof raw.id === "string" && raw.id.length <= 128 && raw.id.length > 0 ? raw.id : "invalid";
-      return sendRes(this.ws, id, { ok: false, error: invalidRequest("INVALID_FRAME", `invalid request frame: ${summarizeIssues(frame.error)}`) });
+      return sendRes(this.ws, id, { ok: false, error: invalidRequest("INVALID_FRAME", `invalid request frame: ${ReqFrameValidator.issues(frame)}`) });
     }
-    const { id, method, params } = frame.data;
+    const { id, method, params } = frame;
     if (method === "connect") {
       return sendRes(this.ws, id, { ok: false, error: invalidRequest("ALREADY_CONNECTED", "connect is only valid as the first request") });
     }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ConnectParamsSchema, ReqFrameSchema } from "../../src/protocol/frames.js";
+import { ConnectParamsValidator, ReqFrameValidator } from "../../src/protocol/frames.js";
 import {
   SecretLedger,
   addBackend,
@@ -183,7 +183,7 @@ describe("A40–A46 transport, limits and parsing over real sockets", () => {
     await assertGatewayServes(gw);
   });
 
-  it("A45 __proto__, constructor and prototype keys in connect params are refused by the closed schema or dropped, and grant nothing", async () => {
+  it("A45 __proto__, constructor and prototype keys in connect params are refused by the closed schema or stay inert data, and grant nothing", async () => {
     const base = '"minProtocol":3,"maxProtocol":3,"client":{"id":"cli","version":"1","platform":"linux","mode":"cli"}';
     const token = JSON.stringify(gw.token!);
     const refused = [
@@ -202,7 +202,7 @@ describe("A40–A46 transport, limits and parsing over real sockets", () => {
       assert.match(r.error?.message ?? "", /unexpected property '(__proto__|constructor|prototype)'/);
       assert.equal((await c.closed).code, 1008);
     }
-    // record-typed fields (never read by the gateway) drop __proto__; the connect grants nothing extra
+    // record-typed fields (never read, never copied by the gateway) keep __proto__ as an inert own key; the connect grants nothing extra
     const c = await TestClient.open(gw.url);
     c.sendRaw(`{"type":"req","id":"p","method":"connect","params":{${base},"scopes":["operator.read"],"auth":{"token":${token}},"permissions":{"__proto__":true,"constructor":true},"computerUse":{"__proto__":{"scopes":["operator.admin"]}}}}`);
     const r = await c.waitFor((f) => f.type === "res");
@@ -236,8 +236,10 @@ describe("A40–A46 transport, limits and parsing over real sockets", () => {
       '{"type":"req","id":"1","method":"connect","__proto__":{"polluted":true}}',
       '{"minProtocol":3,"maxProtocol":3,"client":{"id":"cli","version":"1","platform":"linux","mode":"cli"},"permissions":{"__proto__":{"polluted":true}}}',
     ]) {
-      ReqFrameSchema.safeParse(JSON.parse(text));
-      ConnectParamsSchema.safeParse(JSON.parse(text));
+      ReqFrameValidator.check(JSON.parse(text));
+      ReqFrameValidator.issues(JSON.parse(text));
+      ConnectParamsValidator.check(JSON.parse(text));
+      ConnectParamsValidator.issues(JSON.parse(text));
     }
     assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype is untouched");
   });
