@@ -21,7 +21,7 @@ import { silentLocalApproval } from "./pairing-policy.js";
 import type { AdmissionPolicy } from "./policy.js";
 import { nonBlank, presentedAny, type PresentedSecrets } from "./presented.js";
 import { intersectScopes, normalizeScopes, roleScopes, scopesWithin, validateRequestedScopes } from "./scopes.js";
-import { verified, type AuthFailureReason, type CredentialResult, type VerifiedCredential } from "./verified-credential.js";
+import { NOT_MINE, verified, type AuthFailureReason, type CredentialResult, type VerifiedCredential } from "./verified-credential.js";
 
 /** Facts the server gathered for one `connect`: observed, looked up, or measured. */
 export interface AdmissionFacts {
@@ -117,9 +117,10 @@ interface CredentialOutcome {
 }
 
 /**
- * Run every credential module; the first verified one in precedence order is
- * the session's evidence. Precedence never lets a claim pick a wider grant:
- * each module verifies its own secret.
+ * The credential modules in precedence order; the first that verifies is the
+ * session's evidence. Precedence never lets a claim pick a wider grant: each
+ * module verifies its own secret. Modules are pure, so the ones after a
+ * verified module are not run: nothing they could say would change the outcome.
  */
 function resolveCredential(
   input: AdmissionInput,
@@ -127,17 +128,20 @@ function resolveCredential(
   role: Role,
 ): CredentialOutcome {
   const { presented, facts, policy } = input;
-  const results: CredentialResult[] = [
-    verifyBackendCredential(presented, facts.backend),
-    verifyDeviceToken(presented, device, facts.pairedDevice, role),
-    verifyBootstrapToken(presented, device, facts.bootstrap, role, facts.nowMs),
-    verifySharedSecret(policy.auth, presented),
-    verifyTrustedProxy(policy.auth, facts.peer),
-    policy.auth.mode === "none" ? verified({ kind: "open" }) : { status: "not-mine" },
-  ];
-  for (const r of results) if (r.status === "verified") return { credential: r.credential, failure: undefined };
-  const failure = results.find((r) => r.status === "rejected");
-  return { credential: undefined, failure: failure?.status === "rejected" ? failure.reason : "unauthorized" };
+  let failure: AuthFailureReason | undefined;
+  const consider = (r: CredentialResult): VerifiedCredential | undefined => {
+    if (r.status === "verified") return r.credential;
+    if (r.status === "rejected") failure ??= r.reason;
+    return undefined;
+  };
+  const credential =
+    consider(verifyBackendCredential(presented, facts.backend)) ??
+    consider(verifyDeviceToken(presented, device, facts.pairedDevice, role)) ??
+    consider(verifyBootstrapToken(presented, device, facts.bootstrap, role, facts.nowMs)) ??
+    consider(verifySharedSecret(policy.auth, presented)) ??
+    consider(verifyTrustedProxy(policy.auth, facts.peer)) ??
+    consider(policy.auth.mode === "none" ? verified({ kind: "open" }) : NOT_MINE);
+  return credential ? { credential, failure: undefined } : { credential: undefined, failure: failure ?? "unauthorized" };
 }
 
 function metadataOf(claims: Claims, peer: PeerEvidence): DeviceMetadata {

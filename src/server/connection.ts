@@ -148,11 +148,15 @@ export class Connection {
     const { store } = this.rt;
     const token = nonBlank(presented.token);
     const bootstrap = nonBlank(presented.bootstrapToken);
-    const [pairedDevice, backend, bootstrapRecord] = await Promise.all([
-      claims.device ? store.getPairedDevice(claims.device.id) : undefined,
-      isBackendSecret(token) ? store.getBackendBySecretHash(secretDigestHex(token)) : undefined,
-      bootstrap !== undefined && claims.device ? store.getBootstrapByTokenHash(secretDigestHex(bootstrap)) : undefined,
-    ]);
+    const deviceLookup = claims.device ? store.getPairedDevice(claims.device.id) : undefined;
+    const backendLookup = isBackendSecret(token) ? store.getBackendBySecretHash(secretDigestHex(token)) : undefined;
+    const bootstrapLookup = bootstrap !== undefined && claims.device ? store.getBootstrapByTokenHash(secretDigestHex(bootstrap)) : undefined;
+    // Most connects need the device lookup alone; several are awaited together
+    // (Promise.all), so a failing one never goes unhandled while another waits.
+    const [pairedDevice, backend, bootstrapRecord] =
+      backendLookup === undefined && bootstrapLookup === undefined
+        ? [deviceLookup && (await deviceLookup), undefined, undefined]
+        : await Promise.all([deviceLookup, backendLookup, bootstrapLookup]);
     const locked = this.rt.limiter.lockedFor(this.socket.limiterKey);
     return {
       nowMs: this.rt.clock.now(),
