@@ -1,10 +1,11 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 
 // Secrets are compared as SHA-256 digests with timingSafeEqual: equal lengths
 // always, so neither length nor content leaks through timing.
 
 export function secretDigest(secret: string): Buffer {
-  return createHash("sha256").update(secret, "utf8").digest();
+  // One-shot hash (node >= 20.12): no Hash object per digest, and one runs per handshake.
+  return hash("sha256", secret, "buffer");
 }
 
 export function secretDigestHex(secret: string): string {
