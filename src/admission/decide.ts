@@ -270,7 +270,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
 
   const record = facts.pairedDevice;
   const paired = record !== undefined && record.deviceId === device.deviceId && record.publicKey === device.publicKey ? record : undefined;
-  const metadata = metadataOf(claims, peer);
+  // Built only when a pairing request is: an admitted device needs none.
   const spec = (reason: PairingReason, isRepair: boolean): PairingRequestSpec => ({
     deviceId: device.deviceId,
     publicKey: device.publicKey,
@@ -278,7 +278,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
     scopes: requested,
     reason,
     isRepair,
-    metadata,
+    metadata: metadataOf(claims, peer),
     requesterIp: peer.clientIp,
   });
 

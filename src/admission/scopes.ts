@@ -13,6 +13,8 @@ export function satisfies(held: readonly string[], needed: string): boolean {
 
 /** Dedupe and sort, dropping nothing (callers validate first). */
 export function normalizeScopes<S extends string>(scopes: readonly S[]): S[] {
+  // Most requests carry one scope or none: no Set, no sort for those.
+  if (scopes.length < 2) return scopes.slice();
   return [...new Set(scopes)].sort();
 }
 

@@ -71,7 +71,19 @@ export function verifyDeviceProof(input: DeviceProofInput): DeviceProofResult {
     return fail("DEVICE_AUTH_SIGNATURE_INVALID", "device signature invalid", "device-signature");
   }
   // The payload carries the nonce the client sent (equal to ours after trim).
-  const fields: SignedFields = { ...input.signed, deviceId: device.id, signedAtMs: device.signedAt, nonce: device.nonce };
+  const { signed } = input;
+  const fields: SignedFields = {
+    deviceId: device.id,
+    clientId: signed.clientId,
+    clientMode: signed.clientMode,
+    role: signed.role,
+    scopes: signed.scopes,
+    signedAtMs: device.signedAt,
+    token: signed.token,
+    nonce: device.nonce,
+    platform: signed.platform,
+    deviceFamily: signed.deviceFamily,
+  };
   const version = edVerify(null, Buffer.from(buildV3Payload(fields), "utf8"), key.keyObject, signature)
     ? "v3"
     : edVerify(null, Buffer.from(buildV2Payload(fields), "utf8"), key.keyObject, signature)

@@ -31,15 +31,18 @@ interface AuditRecord {
   readonly audit: "admission";
   readonly connId: string;
   readonly peer: string;
-  readonly clientIp: string;
+  /** Only when it differs from `peer` (forwarded by a trusted proxy). */
+  readonly clientIp: string | undefined;
   readonly locality: string;
-  readonly viaTrustedProxy: boolean;
+  /** Only when true. */
+  readonly viaTrustedProxy: true | undefined;
   readonly origin: string | undefined;
   readonly clientId: string | undefined;
   readonly clientMode: string | undefined;
   readonly clientVersion: string | undefined;
   readonly requestedRole: string | undefined;
   readonly requestedScopes: readonly string[] | undefined;
+  /** The device the client claimed; left out when it is the admitted `deviceId`. */
   readonly claimedDevice: string | undefined;
   readonly decision: "admit" | "pairing-required" | "reject";
   readonly stage: string | undefined;
@@ -73,16 +76,18 @@ function recordOf(entry: AuditEntry): AuditRecord {
     audit: "admission",
     connId: entry.connId,
     peer: peer.remoteAddress,
-    clientIp: peer.clientIp,
+    // Written only where they say something: the client address when a trusted
+    // proxy forwarded it, the claimed device when no verified one names it.
+    clientIp: peer.clientIp === peer.remoteAddress ? undefined : peer.clientIp,
     locality: peer.locality,
-    viaTrustedProxy: peer.viaTrustedProxy,
+    viaTrustedProxy: peer.viaTrustedProxy || undefined,
     origin: bound(peer.origin, 256),
     clientId: claims?.clientId,
     clientMode: claims?.clientMode,
     clientVersion: bound(claims?.version),
     requestedRole: bound(claims?.requestedRole),
     requestedScopes: scopes && (scopes.length > 16 || scopes.some((s) => s.length > 64)) ? scopes.slice(0, 16).map((s) => s.slice(0, 64)) : scopes,
-    claimedDevice: bound(claims?.device?.id),
+    claimedDevice: admit?.grant.deviceId !== undefined && admit.grant.deviceId === claims?.device?.id ? undefined : bound(claims?.device?.id),
     decision: decision.kind,
     stage: reject?.stage,
     code: reject === undefined ? undefined : "error" in reject ? reject.error.detailCode : reject.code,

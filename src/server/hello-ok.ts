@@ -51,9 +51,10 @@ export function buildHelloOk(input: HelloOkInput): Record<string, unknown> {
     type: "hello-ok",
     protocol: input.protocol,
     server: v4 ? { version: input.version, bootId: input.bootId, connId: input.connId } : { version: input.version, connId: input.connId },
+    // Shared, not copied: the payload is serialized at once and never changed.
     features: {
-      methods: [...input.methods],
-      events: [...input.events],
+      methods: input.methods,
+      events: input.events,
       // Capabilities name optional protocol-4 contracts (model-catalog snapshots,
       // session settings, worker bundles…). gatewarden implements none of them,
       // so a client that requires one fails with its own clear message.
@@ -61,8 +62,8 @@ export function buildHelloOk(input: HelloOkInput): Record<string, unknown> {
     },
     snapshot: input.snapshot,
     auth: v4
-      ? { method: grant.authMethod, role: grant.role, scopes: [...grant.scopes], ...token }
-      : { role: grant.role, scopes: [...grant.scopes], ...token },
-    policy: { ...input.policy },
+      ? { method: grant.authMethod, role: grant.role, scopes: grant.scopes, ...token }
+      : { role: grant.role, scopes: grant.scopes, ...token },
+    policy: input.policy,
   };
 }
