@@ -92,6 +92,9 @@ function clientFromForwardedFor(header: string | undefined, trusted: readonly Ci
   return undefined;
 }
 
+/** Proxy headers from a peer that is not a trusted proxy: none, shared. */
+const NO_PROXY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 /** What the TCP peer's address alone says: the same for every connection from it. */
 export interface TcpPeer {
   /** Canonical text (IPv4-mapped IPv6 unmapped); the raw text if it is not an IP. */
@@ -128,7 +131,7 @@ export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[], 
     locality,
     origin: raw.origin,
     host: raw.host,
-    proxyHeaders: tcp.trustedProxy ? raw.proxyHeaders : {},
+    proxyHeaders: tcp.trustedProxy ? raw.proxyHeaders : NO_PROXY_HEADERS,
   };
 }
 

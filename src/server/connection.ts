@@ -24,6 +24,9 @@ type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
 const UNAUTHORIZED_STREAK_LIMIT = 10;
 
+/** 'close' follows an 'error'; `ws` has already closed with the right code. */
+const ignoreError = (): void => undefined;
+
 /**
  * A handshake whose grant was revoked while it decided is decided again on
  * fresh facts; this many times, then it is refused as retryable.
@@ -67,8 +70,9 @@ export class Connection {
     rt.handshakeDeadlines.add(this, () => this.handshakeTimeout());
     ws.on("message", (data, isBinary) => void this.onMessage(data as Buffer, isBinary));
     ws.on("close", () => this.onClose());
-    ws.on("error", () => undefined); // 'close' follows; ws already closed with the right code
-    ws.send(JSON.stringify({ type: "event", event: "connect.challenge", payload: { nonce: this.nonce, ts: rt.clock.now() } }));
+    ws.on("error", ignoreError);
+    // The challenge, written out: it goes to every socket, and only the nonce and time vary.
+    ws.send(`{"type":"event","event":"connect.challenge","payload":{"nonce":${JSON.stringify(this.nonce)},"ts":${rt.clock.now()}}}`);
   }
 
   private handshakeTimeout(): void {

@@ -59,6 +59,9 @@ export interface GatewayOptions {
 }
 
 const HOUSEKEEPING_MS = 30_000;
+
+/** Socket errors are followed by 'close', which does the cleanup. */
+const ignoreError = (): void => undefined;
 const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** The gateway: HTTP upgrade, budgets, connections, the change feed and timers. */
@@ -187,7 +190,7 @@ export class Gateway implements GatewayRuntime {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on("error", () => undefined);
+    socket.on("error", ignoreError);
     if (this.stopping) return this.reject503(socket, "Gateway stopping");
     const policy = this.currentPolicy;
     const proxyHeaderNames = policy.auth.mode === "trusted-proxy" ? [policy.auth.userHeader, ...policy.auth.requiredHeaders] : [];
@@ -209,7 +212,7 @@ export class Gateway implements GatewayRuntime {
       this.preauthPerIp.release(budgetKey);
     };
     // If the upgrade itself fails, `ws` never calls back: release on close.
-    socket.once("close", () => {
+    socket.on("close", () => {
       if (accepted) return;
       onPreauthEnd();
       this.openConnections--;

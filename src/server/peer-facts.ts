@@ -10,11 +10,17 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** What the upgrade request shows, unjudged. Admission decides what any of it is worth. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 export function rawPeerFacts(req: IncomingMessage, proxyHeaderNames: readonly string[]): RawPeerFacts {
-  const proxyHeaders: Record<string, string> = {};
-  for (const name of proxyHeaderNames) {
-    const v = header(req, name);
-    if (v !== undefined) proxyHeaders[name] = v.slice(0, 1024);
+  let proxyHeaders = NO_HEADERS;
+  if (proxyHeaderNames.length > 0) {
+    const found: Record<string, string> = {};
+    for (const name of proxyHeaderNames) {
+      const v = header(req, name);
+      if (v !== undefined) found[name] = v.slice(0, 1024);
+    }
+    proxyHeaders = found;
   }
   return {
     remoteAddress: req.socket.remoteAddress ?? "",
