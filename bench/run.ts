@@ -9,6 +9,7 @@ import { renderReport } from "./lib/report.js";
 import { emptyResults, pushTo, type HandshakeSample, type RoundTripSample, type RssSample, type TargetName, type TargetResults } from "./lib/results.js";
 import { canPin, gatewardenCli, killAllChildren, startBare, startGatewarden, type BareTemplates, type ServerHandle } from "./lib/servers.js";
 import { median } from "./lib/stats.js";
+import { benchConfig, pairDevices } from "./lib/pairing.js";
 
 // `npm run bench [-- --quick]`: gatewarden against the bare limit, same run,
 // same machine, same load generator. See BENCHMARKS.md for the output.
@@ -88,21 +89,6 @@ function openFilesLimit(): number {
   return r.stdout.trim() === "unlimited" ? Number.POSITIVE_INFINITY : Number.isFinite(n) ? n : 1024;
 }
 
-/** gatewarden's config for the benchmark: only the bounds a load test on one machine must raise. */
-function benchConfig(maxSessions: number): Record<string, unknown> {
-  return {
-    limits: {
-      // 200 concurrent handshakes per source address would exceed the default 32.
-      maxPreauthPerIp: 1024,
-      maxConnectionsPerIp: maxSessions + 2048,
-      maxConnections: maxSessions + 4096,
-    },
-    // Pairing a pool of devices from loopback makes more than the default 16 pending requests per IP.
-    pairing: { maxPendingPerIp: 1024, maxPendingTotal: 4096 },
-    // The rate limiter counts failed authentications only; the benchmark makes none, so it keeps its defaults.
-  };
-}
-
 async function main(): Promise<void> {
   const started = Date.now();
   const opts = parseOptions(process.argv.slice(2));
@@ -135,26 +121,10 @@ async function main(): Promise<void> {
   try {
     say(`machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}; ${pinned ? "server pinned to CPU 1, load generator to CPU 0" : "no CPU pinning"}`);
     gw = await startGatewarden(ROOT, stateDir, serverCpu, logIndex++, gwNodeArgs);
-    const token = gw.token;
-    if (!token) throw new Error("gatewarden printed no generated token");
 
     say(`pairing ${opts.devices} devices`);
     const pairingStarted = Date.now();
-    await client.run({ cmd: "createDevices", n: opts.devices });
-    const { requestIds } = await client.run({ cmd: "requestPairing", url: gw.url, token });
-    // The admin CLI, as an operator would run it; two at a time (two cores).
-    let next = 0;
-    await Promise.all(
-      [0, 1].map(async () => {
-        while (next < requestIds.length) {
-          const id = requestIds[next++] as string;
-          const r = await gatewardenCli(ROOT, stateDir, ["devices", "approve", id]);
-          if (r.code !== 0) throw new Error(`devices approve ${id} failed: ${r.stderr}`);
-        }
-      }),
-    );
-    const { tokens } = await client.run({ cmd: "fetchDeviceTokens", url: gw.url, token });
-    if (tokens !== opts.devices) throw new Error(`only ${tokens} of ${opts.devices} devices got a device token`);
+    await pairDevices(ROOT, client, gw, stateDir, opts.devices);
     const pairingSeconds = (Date.now() - pairingStarted) / 1000;
     say(`paired in ${pairingSeconds.toFixed(1)} s`);
     // The limit sends gatewarden's own hello-ok and health payloads, so only the work differs.
