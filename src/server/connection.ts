@@ -33,10 +33,6 @@ const ignoreError = (): void => undefined;
  */
 const MAX_DECISIONS = 3;
 
-/**
- * One socket: the handshake state machine, then the request router. It only
- * gathers facts and carries out decisions; `decideAdmission` decides.
- */
 /** What the gateway knows of a socket when it hands it to a Connection. */
 export interface AcceptedSocket {
   readonly ws: WebSocket;
@@ -50,6 +46,10 @@ export interface AcceptedSocket {
   readonly onPreauthEnd: () => void;
 }
 
+/**
+ * One socket: the handshake state machine, then the request router. It only
+ * gathers facts and carries out decisions; `decideAdmission` decides.
+ */
 export class Connection {
   private state: State = "awaiting-connect";
   private readonly nonce: string;
@@ -87,7 +87,7 @@ export class Connection {
     if (this.session) this.rt.sessions.remove(this.connId);
     this.state = "closed";
     if (wasPreauth) this.socket.onPreauthEnd();
-    this.rt.connectionClosed(this.ws, this.socket.budgetKey);
+    this.rt.connectionClosed(this.socket.budgetKey, this.ws);
   }
 
   private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {

@@ -215,8 +215,7 @@ export class Gateway implements GatewayRuntime {
     socket.on("close", () => {
       if (accepted) return;
       onPreauthEnd();
-      this.openConnections--;
-      this.connectionsPerIp.release(budgetKey);
+      this.connectionClosed(budgetKey);
     });
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       accepted = true;
@@ -229,8 +228,8 @@ export class Gateway implements GatewayRuntime {
     });
   }
 
-  connectionClosed(ws: WebSocket, budgetKey: string): void {
-    this.sockets.delete(ws);
+  connectionClosed(budgetKey: string, ws?: WebSocket): void {
+    if (ws) this.sockets.delete(ws);
     this.openConnections--;
     this.connectionsPerIp.release(budgetKey);
   }
@@ -272,6 +271,7 @@ export class Gateway implements GatewayRuntime {
       if (marker === this.lastCommitMarker) return;
       this.lastCommitMarker = marker;
     } catch (e) {
+      // Not knowing is treated as a change: drop the cache and read the feed.
       this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "store poll failed");
     }
     this.store.invalidate();

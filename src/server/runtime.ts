@@ -41,5 +41,5 @@ export interface GatewayRuntime {
   /** Unauthenticated sockets' deadlines. */
   readonly handshakeDeadlines: HandshakeDeadlines;
   /** A socket this gateway accepted has closed: release what it held. */
-  connectionClosed(ws: WebSocket, budgetKey: string): void;
+  connectionClosed(budgetKey: string, ws?: WebSocket): void;
 }
