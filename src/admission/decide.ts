@@ -15,7 +15,7 @@ import { verifyDeviceToken } from "./credentials/device-token.js";
 import { verifySharedSecret } from "./credentials/shared-secret.js";
 import { verifyTrustedProxy } from "./credentials/trusted-proxy.js";
 import { grantFrom, type Grant } from "./grant.js";
-import type { PeerEvidence } from "./locality.js";
+import { addressBudgetKey, type PeerEvidence } from "./locality.js";
 import { checkOrigin } from "./origin.js";
 import { silentLocalApproval } from "./pairing-policy.js";
 import type { AdmissionPolicy } from "./policy.js";
@@ -56,6 +56,7 @@ export interface PairingRequestSpec {
   readonly reason: PairingReason;
   readonly isRepair: boolean;
   readonly metadata: DeviceMetadata;
+  /** The address budget the request counts against (`addressBudgetKey` of the client IP). */
   readonly requesterIp: string;
 }
 
@@ -279,7 +280,8 @@ export function decideAdmission(input: AdmissionInput): Decision {
     reason,
     isRepair,
     metadata: metadataOf(claims, peer),
-    requesterIp: peer.clientIp,
+    // Counted per address budget: one IPv6 /64 is one requester, not 2^64 of them.
+    requesterIp: addressBudgetKey(peer.clientIp),
   });
 
   if (!paired) {

@@ -41,7 +41,11 @@ export interface PendingRequestRecord extends DeviceMetadata {
   readonly scopes: readonly Scope[];
   readonly reason: PairingReason;
   readonly isRepair: boolean;
-  /** The TCP-peer-derived client IP that asked; used for per-IP caps. */
+  /**
+   * The address budget the request counts against (per-IP caps): the client's
+   * IPv4 address, or the /64 of its IPv6 address (`addressBudgetKey`). The
+   * exact address is `remoteIp`.
+   */
   readonly requesterIp: string;
   readonly ts: number;
   readonly expiresAtMs: number;

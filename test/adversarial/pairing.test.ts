@@ -23,18 +23,25 @@ import type { Frame, TestClient } from "../support/protocol-client.js";
 // approved at most once, and nothing is minted for a request that is gone.
 
 const CAP = { maxPendingPerIp: 4, maxPendingTotal: 10, pendingTtlMs: 5000 };
+/** A trusted proxy (on loopback) that forwards IPv6 clients. */
+const PROXY = "127.0.29.9";
 
 describe("A29–A33 pairing over real sockets", () => {
   const ledger = new SecretLedger();
   let gw: GatewayProcess;
   let capped: GatewayProcess;
+  let proxied: GatewayProcess;
 
   before(async () => {
-    [gw, capped] = await Promise.all([startGatewayProcess(), startGatewayProcess({ config: { pairing: CAP } })]);
-    ledger.add(gw.token, capped.token);
+    [gw, capped, proxied] = await Promise.all([
+      startGatewayProcess(),
+      startGatewayProcess({ config: { pairing: CAP } }),
+      startGatewayProcess({ config: { pairing: CAP, trustedProxies: [PROXY] } }),
+    ]);
+    ledger.add(gw.token, capped.token, proxied.token);
   });
   after(async () => {
-    await Promise.all([gw.stop(), capped.stop()]);
+    await Promise.all([gw.stop(), capped.stop(), proxied.stop()]);
   });
 
   /** A fresh device asks to pair (shared token); returns its request id. */
@@ -76,6 +83,30 @@ describe("A29–A33 pairing over real sockets", () => {
     await delay(CAP.pendingTtlMs + 300);
     await pendingRequest(capped, ["operator.read"], createTestDevice(), "127.0.29.5");
     assert.equal(listDevices(capped).pending.length, 1, "the expired requests are gone and a new one fits");
+  });
+
+  it("A29 IPv6 clients of one /64 share one per-IP cap however many addresses they rotate through; another /64 has its own", async () => {
+    const ask = async (clientIp: string) => {
+      const { client, reply } = await openConnect(
+        proxied,
+        { device: createTestDevice(), scopes: ["operator.read"], auth: { token: proxied.token! } },
+        ledger,
+        { localAddress: PROXY, headers: { "x-forwarded-for": clientIp } },
+      );
+      client.close();
+      return detailCode(reply);
+    };
+    const rotating = [];
+    for (let i = 1; i <= 7; i++) rotating.push(await ask(`2001:db8:29:1::${i.toString(16)}:${(i * 7919).toString(16)}`));
+    assert.deepEqual(rotating, [...Array(4).fill("PAIRING_REQUIRED"), ...Array(3).fill("TOO_MANY_PENDING_REQUESTS")]);
+    assert.equal(await ask("2001:db8:29:2::1"), "PAIRING_REQUIRED", "a neighbouring /64 is another requester");
+    const { pending } = listDevices(proxied);
+    assert.equal(pending.length, 5);
+    assert.deepEqual(
+      pending.map((p) => p.remoteIp).filter((ip) => ip?.startsWith("2001:db8:29:1:")).length,
+      4,
+      "operators still see each exact address",
+    );
   });
 
   it("A30 a session without operator.pairing cannot approve: refused, and the request stays pending", async () => {
