@@ -115,12 +115,17 @@ interface PinoInternals {
   readonly chindings: string;
 }
 
-/** pino's stream and serialized bindings (pino.symbols), if this logger has them. */
-function pinoInternals(logger: Logger): PinoInternals | undefined {
+/**
+ * pino's stream and serialized bindings (pino.symbols). Every Logger here is a
+ * pino logger; if a pino upgrade moved these, fail at start-up, not silently.
+ */
+function pinoInternals(logger: Logger): PinoInternals {
   const fields = logger as unknown as Record<symbol, unknown>;
   const stream = fields[pino.symbols.streamSym] as { write?: unknown } | undefined;
   const chindings = fields[pino.symbols.chindingsSym];
-  if (typeof stream?.write !== "function" || typeof chindings !== "string") return undefined;
+  if (typeof stream?.write !== "function" || typeof chindings !== "string") {
+    throw new Error("audit log: this pino logger has no stream or bindings symbols (pino's internals changed?)");
+  }
   return { stream: stream as PinoInternals["stream"], chindings };
 }
 
@@ -136,16 +141,7 @@ function pinoInternals(logger: Logger): PinoInternals | undefined {
  * the ones pino would write (tested).
  */
 export function createAuditLog(logger: Logger): AuditLog {
-  const internals = pinoInternals(logger);
-  if (!internals) {
-    const audit = logger.child({}, { redact: [] });
-    return (entry) => {
-      const record = recordOf(entry);
-      if (record.decision === "reject") audit.warn(record, MESSAGES.reject);
-      else audit.info(record, MESSAGES[record.decision]);
-    };
-  }
-  const { stream, chindings } = internals;
+  const { stream, chindings } = pinoInternals(logger);
   return (entry) => {
     const record = recordOf(entry);
     const level = record.decision === "reject" ? "warn" : "info";

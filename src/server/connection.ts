@@ -16,7 +16,7 @@ import { CloseCode } from "../protocol/close-codes.js";
 import { ConnectParamsValidator, ReqFrameValidator, parseJson, type ConnectParams } from "../protocol/frames.js";
 import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
 import type { AuditEntry } from "./audit.js";
-import { frameText, raiseMaxPayload, rejectAndClose, sendRes } from "./frame-io.js";
+import { frameText, ignoreError, raiseMaxPayload, rejectAndClose, sendRes } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { Session } from "./session-registry.js";
 
@@ -24,8 +24,6 @@ type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
 const UNAUTHORIZED_STREAK_LIMIT = 10;
 
-/** 'close' follows an 'error'; `ws` has already closed with the right code. */
-const ignoreError = (): void => undefined;
 
 /**
  * A handshake whose grant was revoked while it decided is decided again on

@@ -26,3 +26,6 @@ export function raiseMaxPayload(ws: WebSocket, bytes: number): void {
   const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
   if (receiver && typeof receiver._maxPayload === "number") receiver._maxPayload = bytes;
 }
+
+/** For 'error' on sockets and WebSockets: 'close' follows and does the cleanup (ws has already closed with the right code). */
+export const ignoreError = (): void => undefined;

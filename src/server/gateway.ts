@@ -22,6 +22,7 @@ import { CloseCode } from "../protocol/close-codes.js";
 import { cacheDeviceReads, type DeviceReadCachingStore } from "../store/device-read-cache.js";
 import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../store/store.js";
 import { Connection } from "./connection.js";
+import { ignoreError } from "./frame-io.js";
 import { GATEWAY_EVENTS, maySeePresence } from "./event-delivery.js";
 import { buildHelloOk } from "./hello-ok.js";
 import { FailedAuthLimiter } from "./failed-auth-limiter.js";
@@ -60,8 +61,6 @@ export interface GatewayOptions {
 
 const HOUSEKEEPING_MS = 30_000;
 
-/** Socket errors are followed by 'close', which does the cleanup. */
-const ignoreError = (): void => undefined;
 const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** The gateway: HTTP upgrade, budgets, connections, the change feed and timers. */
