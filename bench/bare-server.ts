@@ -129,7 +129,10 @@ export async function startBareServer(port = 0): Promise<{ port: number; close()
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false, clientTracking: false });
   http.on("upgrade", (req, socket, head) => {
     socket.on("error", () => undefined);
+    // As gatewarden does: the 101 response and the challenge leave in one write.
+    socket.cork();
     wss.handleUpgrade(req, socket, head, onSocket);
+    socket.uncork();
   });
   await new Promise<void>((done) => http.listen(port, "127.0.0.1", done));
   return {

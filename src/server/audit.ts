@@ -2,7 +2,7 @@ import type { Decision } from "../admission/decide.js";
 import type { PeerEvidence } from "../admission/locality.js";
 import type { Claims } from "../admission/claims.js";
 import pino from "pino";
-import type { Logger } from "./logger.js";
+import { takesDeferredLines, type DeferredLine, type Logger } from "./logger.js";
 
 /** A refusal decided outside `decideAdmission` (bad frame, failed store step). */
 export interface StageRejection {
@@ -107,6 +107,33 @@ function recordOf(entry: AuditEntry): AuditRecord {
 
 const MESSAGES = { admit: "admitted", "pairing-required": "pairing required", reject: "rejected" } as const;
 
+let lastTimeMs = Number.NaN;
+let lastIsoTime = "";
+
+/** pino's isoTime for `ms`; lines of the same millisecond share the string. */
+function isoTime(ms: number): string {
+  if (ms !== lastTimeMs) {
+    lastTimeMs = ms;
+    lastIsoTime = new Date(ms).toISOString();
+  }
+  return lastIsoTime;
+}
+
+/** One audit line, in pino's envelope: level, time, the logger's bindings, the record's fields, msg. */
+class AuditLine implements DeferredLine {
+  constructor(
+    private readonly level: number,
+    private readonly timeMs: number,
+    private readonly chindings: string,
+    private readonly record: AuditRecord,
+  ) {}
+
+  render(): string {
+    const fields = JSON.stringify(this.record);
+    return `{"level":${this.level},"time":"${isoTime(this.timeMs)}"${this.chindings},${fields.slice(1, -1)},"msg":"${MESSAGES[this.record.decision]}"}\n`;
+  }
+}
+
 export type AuditLog = (entry: AuditEntry) => void;
 
 interface PinoInternals {
@@ -138,15 +165,21 @@ function pinoInternals(logger: Logger): PinoInternals {
  * (level, time, the logger's bindings, msg), straight to the logger's stream.
  * pino itself serializes each key on its own and runs the redaction paths;
  * the record has no secret for them to find (see AuditRecord). The lines are
- * the ones pino would write (tested).
+ * the ones pino would write (tested). On a batched destination the line is
+ * rendered when its batch is written, with the time of the decision.
  */
 export function createAuditLog(logger: Logger): AuditLog {
   const { stream, chindings } = pinoInternals(logger);
+  const deferred = takesDeferredLines(stream) ? stream : undefined;
+  const info = logger.levels.values.info;
+  const warn = logger.levels.values.warn;
+  if (info === undefined || warn === undefined) throw new Error("audit log: the logger has no info or warn level");
   return (entry) => {
     const record = recordOf(entry);
     const level = record.decision === "reject" ? "warn" : "info";
     if (!logger.isLevelEnabled(level)) return;
-    const fields = JSON.stringify(record);
-    stream.write(`{"level":${logger.levels.values[level]},"time":"${new Date().toISOString()}"${chindings},${fields.slice(1, -1)},"msg":"${MESSAGES[record.decision]}"}\n`);
+    const line = new AuditLine(level === "warn" ? warn : info, Date.now(), chindings, record);
+    if (deferred) deferred.writeDeferred(line);
+    else stream.write(line.render());
   };
 }

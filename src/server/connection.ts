@@ -16,7 +16,7 @@ import { CloseCode } from "../protocol/close-codes.js";
 import { ConnectParamsValidator, ReqFrameValidator, parseJson, type ConnectParams } from "../protocol/frames.js";
 import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
 import type { AuditEntry } from "./audit.js";
-import { frameText, ignoreError, raiseMaxPayload, rejectAndClose, sendRes } from "./frame-io.js";
+import { frameText, ignoreError, raiseMaxPayload, rejectAndClose, sendRes, sendResJson } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { Session } from "./session-registry.js";
 
@@ -307,8 +307,7 @@ export class Connection {
     this.session = session;
     this.socket.onPreauthEnd();
     raiseMaxPayload(this.ws, rt.limits.maxPayloadBytes);
-    const hello = rt.helloOk({ protocol: decision.protocol, connId: this.connId, grant, issued });
-    sendRes(this.ws, reqId, { ok: true, payload: hello });
+    sendResJson(this.ws, reqId, rt.helloOkJson({ protocol: decision.protocol, connId: this.connId, grant, issued }));
     rt.sessions.add(session);
     this.audit(claims, decision, issued ? "device token issued" : undefined);
     return "done";

@@ -8,6 +8,12 @@ export function sendRes(ws: WebSocket, id: string, result: { ok: true; payload: 
   ws.send(JSON.stringify(frame));
 }
 
+/** A successful `res` whose payload is already JSON text (hello-ok). */
+export function sendResJson(ws: WebSocket, id: string, payloadJson: string): void {
+  if (ws.readyState !== ws.OPEN) return;
+  ws.send(`{"type":"res","id":${JSON.stringify(id)},"ok":true,"payload":${payloadJson}}`);
+}
+
 /** Send the error, then close with the error's close code (queued after the send). */
 export function rejectAndClose(ws: WebSocket, id: string, error: GatewayError): void {
   sendRes(ws, id, { ok: false, error });

@@ -24,7 +24,7 @@ import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../sto
 import { Connection } from "./connection.js";
 import { ignoreError } from "./frame-io.js";
 import { GATEWAY_EVENTS, maySeePresence } from "./event-delivery.js";
-import { buildHelloOk } from "./hello-ok.js";
+import { HelloOkWriter } from "./hello-ok.js";
 import { FailedAuthLimiter } from "./failed-auth-limiter.js";
 import { KeyedCounter } from "./ip-budget.js";
 import { createKeyCache } from "./key-cache.js";
@@ -95,8 +95,8 @@ export class Gateway implements GatewayRuntime {
   private changesAgain = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAtMs: number;
-  /** Identifies this process in protocol-4 hello-ok (`server.bootId`). */
-  private readonly bootId: string;
+  /** hello-ok payloads; the parts fixed for this process are serialized once. */
+  private readonly helloOkWriter: HelloOkWriter;
   private stopping = false;
   /** Every accepted socket, admitted or not, so shutdown reaches them all. */
   private readonly sockets = new Set<WebSocket>();
@@ -116,8 +116,15 @@ export class Gateway implements GatewayRuntime {
     this.preauthPerIp = new KeyedCounter(options.limits.maxPreauthPerIp);
     this.connectionsPerIp = new KeyedCounter(options.limits.maxConnectionsPerIp);
     this.startedAtMs = options.clock.now();
-    this.bootId = options.random.uuid();
     for (const m of [...SYSTEM_METHODS, ...HOST_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
+    this.helloOkWriter = new HelloOkWriter({
+      version: options.version,
+      // Random per process: lets protocol-4 clients tell a restart from a reconnect (`server.bootId`).
+      bootId: options.random.uuid(),
+      methods: this.methods.names(),
+      events: GATEWAY_EVENTS,
+      policy: { maxPayload: options.limits.maxPayloadBytes, maxBufferedBytes: options.limits.maxBufferedBytes, tickIntervalMs: options.limits.tickIntervalMs },
+    });
     const sessions = this.sessions;
     this.services = {
       store: this.store,
@@ -216,6 +223,10 @@ export class Gateway implements GatewayRuntime {
       onPreauthEnd();
       this.connectionClosed(budgetKey);
     });
+    // Corked, the 101 response and the challenge written in the callback leave in one
+    // write: one segment and one wake-up of the client instead of two. (`ws` completes
+    // the upgrade synchronously; an aborted upgrade ends the socket, which uncorks it.)
+    socket.cork();
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       accepted = true;
       this.sockets.add(ws);
@@ -225,6 +236,7 @@ export class Gateway implements GatewayRuntime {
       const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${budgetKey}` : `ip:${budgetKey}`;
       new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey, onPreauthEnd });
     });
+    socket.uncork();
   }
 
   connectionClosed(budgetKey: string, ws?: WebSocket): void {
@@ -233,18 +245,11 @@ export class Gateway implements GatewayRuntime {
     this.connectionsPerIp.release(budgetKey);
   }
 
-  helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown> {
-    const { grant, issued } = input;
+  helloOkJson(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): string {
+    const { grant } = input;
     const admin = satisfies(grant.scopes, "operator.admin");
-    return buildHelloOk({
-      protocol: input.protocol,
-      connId: input.connId,
-      bootId: this.bootId,
-      version: this.options.version,
-      grant,
-      issued,
-      methods: this.methods.names(),
-      events: GATEWAY_EVENTS,
+    return this.helloOkWriter.payloadJson({
+      ...input,
       snapshot: {
         presence: maySeePresence(grant) ? this.sessions.presence() : [],
         health: {},
@@ -252,13 +257,9 @@ export class Gateway implements GatewayRuntime {
         uptimeMs: this.clock.now() - this.startedAtMs,
         ...(admin ? { authMode: this.currentPolicy.auth.mode, ...(this.options.stateDir ? { stateDir: this.options.stateDir } : {}) } : {}),
       },
-      policy: {
-        maxPayload: this.limits.maxPayloadBytes,
-        maxBufferedBytes: this.limits.maxBufferedBytes,
-        tickIntervalMs: this.limits.tickIntervalMs,
-      },
     });
   }
+
 
   /**
    * Commits by another process (the admin CLI) show up here: cached reads are

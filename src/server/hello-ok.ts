@@ -26,44 +26,73 @@ export interface HelloSnapshot {
   readonly stateDir?: string;
 }
 
+/** What a hello-ok carries that is fixed for the gateway's lifetime. */
+export interface HelloOkFixed {
+  readonly version: string;
+  /** Random per gateway process; lets protocol-4 clients tell a restart from a reconnect. */
+  readonly bootId: string;
+  readonly methods: readonly string[];
+  readonly events: readonly string[];
+  readonly policy: { readonly maxPayload: number; readonly maxBufferedBytes: number; readonly tickIntervalMs: number };
+}
+
+/** What varies per session. */
 export interface HelloOkInput {
   readonly protocol: number;
   readonly connId: string;
-  /** Random per gateway process; lets protocol-4 clients tell a restart from a reconnect. */
-  readonly bootId: string;
-  readonly version: string;
   readonly grant: Grant;
   readonly issued: IssuedToken | undefined;
-  readonly methods: readonly string[];
-  readonly events: readonly string[];
   readonly snapshot: HelloSnapshot;
-  readonly policy: { readonly maxPayload: number; readonly maxBufferedBytes: number; readonly tickIntervalMs: number };
 }
 
 /** First protocol whose hello-ok carries `auth.method`, `server.bootId` and `features.capabilities`. */
 const PROTOCOL_WITH_AUTH_METHOD = 4;
 
-export function buildHelloOk(input: HelloOkInput): Record<string, unknown> {
-  const { grant, issued } = input;
-  const v4 = input.protocol >= PROTOCOL_WITH_AUTH_METHOD;
-  const token = issued ? { deviceToken: issued.token, issuedAtMs: issued.issuedAtMs } : {};
+function serverPart(fixed: HelloOkFixed, input: HelloOkInput, v4: boolean): Record<string, string> {
+  return v4 ? { version: fixed.version, bootId: fixed.bootId, connId: input.connId } : { version: fixed.version, connId: input.connId };
+}
+
+function featuresPart(fixed: HelloOkFixed, v4: boolean): Record<string, readonly string[]> {
   return {
-    type: "hello-ok",
-    protocol: input.protocol,
-    server: v4 ? { version: input.version, bootId: input.bootId, connId: input.connId } : { version: input.version, connId: input.connId },
-    // Shared, not copied: the payload is serialized at once and never changed.
-    features: {
-      methods: input.methods,
-      events: input.events,
-      // Capabilities name optional protocol-4 contracts (model-catalog snapshots,
-      // session settings, worker bundles…). gatewarden implements none of them,
-      // so a client that requires one fails with its own clear message.
-      ...(v4 ? { capabilities: [] } : {}),
-    },
-    snapshot: input.snapshot,
-    auth: v4
-      ? { method: grant.authMethod, role: grant.role, scopes: grant.scopes, ...token }
-      : { role: grant.role, scopes: grant.scopes, ...token },
-    policy: input.policy,
+    methods: fixed.methods,
+    events: fixed.events,
+    // Capabilities name optional protocol-4 contracts (model-catalog snapshots,
+    // session settings, worker bundles…). gatewarden implements none of them,
+    // so a client that requires one fails with its own clear message.
+    ...(v4 ? { capabilities: [] } : {}),
   };
+}
+
+function authPart(input: HelloOkInput, v4: boolean): Record<string, unknown> {
+  const { grant, issued } = input;
+  const token = issued ? { deviceToken: issued.token, issuedAtMs: issued.issuedAtMs } : {};
+  return v4 ? { method: grant.authMethod, role: grant.role, scopes: grant.scopes, ...token } : { role: grant.role, scopes: grant.scopes, ...token };
+}
+
+/**
+ * hello-ok payloads as JSON text. The parts fixed for the gateway's lifetime
+ * (the method and event lists, the policy) are serialized once per protocol
+ * version; per session only `server`, `snapshot` and `auth` are, as one of
+ * these goes out with every admission. Fields keep the order
+ * type, protocol, server, features, snapshot, auth, policy.
+ */
+export class HelloOkWriter {
+  private readonly features = new Map<boolean, string>();
+  private readonly policy: string;
+
+  constructor(private readonly fixed: HelloOkFixed) {
+    this.policy = JSON.stringify(fixed.policy);
+  }
+
+  payloadJson(input: HelloOkInput): string {
+    const v4 = input.protocol >= PROTOCOL_WITH_AUTH_METHOD;
+    let features = this.features.get(v4);
+    if (features === undefined) {
+      features = JSON.stringify(featuresPart(this.fixed, v4));
+      this.features.set(v4, features);
+    }
+    const protocol = JSON.stringify(input.protocol);
+    const server = JSON.stringify(serverPart(this.fixed, input, v4));
+    return `{"type":"hello-ok","protocol":${protocol},"server":${server},"features":${features},"snapshot":${JSON.stringify(input.snapshot)},"auth":${JSON.stringify(authPart(input, v4))},"policy":${this.policy}}`;
+  }
 }

@@ -45,10 +45,37 @@ export interface LogBatching {
 
 export const DEFAULT_LOG_BATCHING: LogBatching = { maxDelayMs: 10, maxChars: 16 * 1024 };
 
+/**
+ * A line rendered only when its batch is written. Whatever it renders from
+ * must not change once it is queued (its time is taken when it is queued).
+ */
+export interface DeferredLine {
+  render(): string;
+}
+
+/** What a deferred line counts for against `maxChars` before it is rendered (an audit line is about 400). */
+const DEFERRED_LINE_CHARS = 512;
+
 /** The destination pino writes to, with the flush hooks it and an exiting process call. */
 export interface BatchedDestination extends pino.DestinationStream {
+  /** Queue a line to be rendered with its batch, in order with the lines written before and after it. */
+  writeDeferred(line: DeferredLine): void;
   flush(cb?: (err?: Error) => void): void;
   flushSync(): void;
+}
+
+/** Whether `stream` is a batched destination that takes deferred lines. */
+export function takesDeferredLines(stream: { write(line: string): unknown }): stream is BatchedDestination {
+  return typeof (stream as Partial<BatchedDestination>).writeDeferred === "function";
+}
+
+/** A deferred line that fails to render still leaves a line, so a batch is never lost. */
+function rendered(line: DeferredLine): string {
+  try {
+    return line.render();
+  } catch (e) {
+    return `${JSON.stringify({ level: 50, time: new Date().toISOString(), msg: "log line could not be rendered", err: e instanceof Error ? e.message : String(e) })}\n`;
+  }
 }
 
 /**
@@ -65,20 +92,39 @@ export interface BatchedDestination extends pino.DestinationStream {
  * too). The lines, their order and content are unchanged; they reach the fd
  * up to `maxDelayMs` later. flush() hands everything over at once, and
  * lines still waiting when the process exits are written before it exits.
+ *
+ * Deferred lines (the audit lines, one per handshake) are rendered when
+ * their batch is written: the same work costs less done together than
+ * spread between socket events (BENCHMARKS.md).
  */
 export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_LOG_BATCHING): BatchedDestination {
   const stream = pino.destination({ fd, sync: true });
-  let waiting = "";
+  let waiting: (string | DeferredLine)[] = [];
+  let waitingChars = 0;
   let timer: NodeJS.Timeout | undefined;
-  /** Stop the batch timer and take the waiting lines. */
+  /** Stop the batch timer and take the waiting lines, rendered. */
   const takeWaiting = (): string => {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    const text = waiting;
-    waiting = "";
-    return text;
+    const lines = waiting;
+    waiting = [];
+    waitingChars = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as string | DeferredLine;
+      if (typeof line !== "string") lines[i] = rendered(line);
+    }
+    return lines.join("");
+  };
+  const queue = (line: string | DeferredLine, chars: number): void => {
+    waiting.push(line);
+    waitingChars += chars;
+    if (waitingChars >= batching.maxChars) handOver();
+    else if (timer === undefined) {
+      timer = setTimeout(handOver, batching.maxDelayMs);
+      timer.unref();
+    }
   };
   const handOver = (): void => {
     const text = takeWaiting();
@@ -98,12 +144,10 @@ export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_L
   });
   return {
     write(line: string): void {
-      waiting += line;
-      if (waiting.length >= batching.maxChars) handOver();
-      else if (timer === undefined) {
-        timer = setTimeout(handOver, batching.maxDelayMs);
-        timer.unref();
-      }
+      queue(line, line.length);
+    },
+    writeDeferred(line: DeferredLine): void {
+      queue(line, DEFERRED_LINE_CHARS);
     },
     flush(cb?: (err?: Error) => void): void {
       handOver();

@@ -37,7 +37,8 @@ export interface GatewayRuntime {
   policy(): AdmissionPolicy;
   limiterExempt(peer: PeerEvidence): boolean;
   storeChanged(): void;
-  helloOk(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): Record<string, unknown>;
+  /** The hello-ok payload for a new session, as JSON text. */
+  helloOkJson(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): string;
   /** Unauthenticated sockets' deadlines. */
   readonly handshakeDeadlines: HandshakeDeadlines;
   /** A socket this gateway accepted has closed: release what it held. */

@@ -4,7 +4,11 @@ import pino from "pino";
 import type { Claims } from "../../src/admission/claims.js";
 import type { Decision } from "../../src/admission/decide.js";
 import { createAuditLog, type AuditEntry } from "../../src/server/audit.js";
-import { createLogger } from "../../src/server/logger.js";
+import { batchedDestination, createLogger } from "../../src/server/logger.js";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { createTestDevice } from "../support/device.js";
 import { SHARED_TOKEN, connectInput, decide, loopbackPeer, makeClaims, pairedDeviceRecord, remotePeer } from "../support/admission-fixtures.js";
 
@@ -64,6 +68,29 @@ describe("audit lines", () => {
       assert.equal(level, entry.decision.kind === "reject" ? 40 : 30, "rejections at warn, the rest at info");
     });
   }
+
+  it("through the serve command's batched destination, the line is the same, stamped with the time of the decision", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gatewarden-audit-"));
+    const fd = openSync(join(dir, "audit.log"), "a");
+    try {
+      const destination = batchedDestination(fd, { maxDelayMs: 60_000, maxChars: 1 << 20 });
+      const batched = createLogger({ destination }).child({ component: "gateway" });
+      const direct = capture();
+      const entry = entries[0]?.[1] as AuditEntry;
+      const before = Date.now();
+      createAuditLog(batched)(entry);
+      createAuditLog(direct.logger.child({ component: "gateway" }))(entry);
+      await delay(300);
+      destination.flushSync();
+      const [line] = readFileSync(join(dir, "audit.log"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.ok(line);
+      assert.ok(Date.parse(String(line.time)) < before + 150, "stamped when decided, not when written");
+      assert.deepEqual({ ...line, time: undefined }, { ...direct.lines()[0], time: undefined });
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("honours the logger's level: at warn, admissions and pairing requests are not written, rejections are", () => {
     const { logger, lines } = capture("warn");

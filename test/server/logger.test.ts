@@ -93,6 +93,82 @@ describe("batchedDestination", () => {
     }
   });
 
+  it("renders deferred lines when their batch is written, in order with the other lines", () => {
+    const path = join(dir, "deferred.log");
+    const fd = openSync(path, "a");
+    try {
+      const destination = batchedDestination(fd, { maxDelayMs: 60_000, maxChars: 1 << 20 });
+      const logger = createLogger({ destination });
+      const state = { value: "at queue time" };
+      let renders = 0;
+      logger.info({ i: 0 }, "before");
+      destination.writeDeferred({
+        render: () => {
+          renders++;
+          return `${JSON.stringify({ i: 1, value: state.value })}\n`;
+        },
+      });
+      logger.info({ i: 2 }, "after");
+      state.value = "at write time";
+      assert.equal(renders, 0, "nothing is rendered before the batch is written");
+      destination.flushSync();
+      assert.equal(renders, 1);
+      assert.deepEqual(
+        lines(path).map((l) => [l.i, l.value]),
+        [
+          [0, undefined],
+          [1, "at write time"],
+          [2, undefined],
+        ],
+      );
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("a deferred line that fails to render becomes an error line; the rest of its batch is written", () => {
+    const path = join(dir, "deferred-failure.log");
+    const fd = openSync(path, "a");
+    try {
+      const destination = batchedDestination(fd, { maxDelayMs: 60_000, maxChars: 1 << 20 });
+      const logger = createLogger({ destination });
+      logger.info({ i: 0 }, "before");
+      destination.writeDeferred({
+        render: () => {
+          throw new Error("cannot render");
+        },
+      });
+      logger.info({ i: 2 }, "after");
+      destination.flushSync();
+      const got = lines(path);
+      assert.deepEqual(
+        got.map((l) => l.msg),
+        ["before", "log line could not be rendered", "after"],
+      );
+      assert.equal(got[1]?.level, 50);
+      assert.equal(got[1]?.err, "cannot render");
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("deferred lines count towards maxChars: a burst of them is handed over without the timer", async () => {
+    const path = join(dir, "deferred-burst.log");
+    const fd = openSync(path, "a");
+    try {
+      const destination = batchedDestination(fd, { maxDelayMs: 60_000, maxChars: 4096 });
+      for (let i = 0; i < 100; i++) destination.writeDeferred({ render: () => `${JSON.stringify({ i })}\n` });
+      await until(() => lines(path).length >= 90, "deferred lines handed over past maxChars");
+      destination.flushSync();
+      assert.deepEqual(
+        lines(path).map((l) => l.i),
+        Array.from({ length: 100 }, (_, i) => i),
+      );
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it("writes lines still waiting when the process exits", () => {
     const path = join(dir, "exit.log");
     const r = child(path, 5, "process.exit(0);");
