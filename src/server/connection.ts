@@ -22,6 +22,9 @@ import type { Session } from "./session-registry.js";
 
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
+/** How one decision ended: carried out, or overtaken by a revocation (decide again on fresh facts). */
+type Outcome = "done" | "revoked-meanwhile";
+
 const UNAUTHORIZED_STREAK_LIMIT = 10;
 
 
@@ -88,10 +91,13 @@ export class Connection {
     this.rt.connectionClosed(this.socket.budgetKey, this.ws);
   }
 
-  private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+  private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === "closed") return;
     const text = frameText(data, isBinary);
-    if (this.state === "admitted") return this.onRequest(text);
+    if (this.state === "admitted") {
+      void this.onRequest(text);
+      return;
+    }
     if (this.state === "connecting") {
       this.ws.close(CloseCode.policyViolation, "handshake in progress");
       return;
@@ -113,11 +119,16 @@ export class Connection {
     }
     this.state = "connecting";
     try {
-      await this.handshake(id, params);
+      const pending = this.handshake(id, params);
+      if (pending) pending.catch((e: unknown) => this.handshakeFailed(id, e));
     } catch (e) {
-      this.rt.logger.error({ connId: this.connId, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
-      rejectAndClose(this.ws, id, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
+      this.handshakeFailed(id, e);
     }
+  }
+
+  private handshakeFailed(reqId: string, e: unknown): void {
+    this.rt.logger.error({ connId: this.connId, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
+    rejectAndClose(this.ws, reqId, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
   }
 
   private rejectFrame(note: string): void {
@@ -146,6 +157,18 @@ export class Connection {
     return this.state === "connecting" && this.ws.readyState === this.ws.OPEN;
   }
 
+  /**
+   * The facts, when every one of them is already in memory (no secret to look
+   * up, the claimed device's record cached or no device claimed); otherwise
+   * `undefined`, and `gatherFacts` reads the store.
+   */
+  private factsInMemory(claims: Claims, presented: PresentedSecrets): AdmissionFacts | undefined {
+    if (isBackendSecret(nonBlank(presented.token)) || (nonBlank(presented.bootstrapToken) !== undefined && claims.device)) return undefined;
+    if (!claims.device) return this.facts(undefined, undefined, undefined);
+    const pairedDevice = this.rt.store.cachedPairedDevice(claims.device.id);
+    return pairedDevice === undefined ? undefined : this.facts(pairedDevice, undefined, undefined);
+  }
+
   private async gatherFacts(claims: Claims, presented: PresentedSecrets): Promise<AdmissionFacts> {
     const { store } = this.rt;
     const token = nonBlank(presented.token);
@@ -159,6 +182,10 @@ export class Connection {
       backendLookup === undefined && bootstrapLookup === undefined
         ? [deviceLookup && (await deviceLookup), undefined, undefined]
         : await Promise.all([deviceLookup, backendLookup, bootstrapLookup]);
+    return this.facts(pairedDevice, backend, bootstrapRecord);
+  }
+
+  private facts(pairedDevice: AdmissionFacts["pairedDevice"], backend: AdmissionFacts["backend"], bootstrap: AdmissionFacts["bootstrap"]): AdmissionFacts {
     const locked = this.rt.limiter.lockedFor(this.socket.limiterKey);
     return {
       nowMs: this.rt.clock.now(),
@@ -167,15 +194,33 @@ export class Connection {
       lockout: locked === undefined || this.rt.limiterExempt(this.peer) ? undefined : { retryAfterMs: locked },
       pairedDevice,
       backend,
-      bootstrap: bootstrapRecord,
+      bootstrap,
       parseKey: this.rt.parseKey,
     };
   }
 
-  private async handshake(reqId: string, params: ConnectParams): Promise<void> {
+  /**
+   * Decide and carry out the decision. A paired device presenting its device
+   * token (every reconnect) has every fact in memory and needs no store write,
+   * so its whole handshake runs synchronously; anything else continues
+   * asynchronously (the returned promise).
+   */
+  private handshake(reqId: string, params: ConnectParams): Promise<void> | undefined {
     const claims = claimsFromConnect(params);
     const presented: PresentedSecrets = params.auth ?? {};
-    for (let attempt = 1; attempt <= MAX_DECISIONS; attempt++) {
+    const facts = this.factsInMemory(claims, presented);
+    if (facts !== undefined) {
+      const outcome = this.act(reqId, claims, presented, facts, this.rt.revocations.mark());
+      if (outcome === "done") return undefined;
+      if (outcome !== "revoked-meanwhile") return outcome.then((o) => (o === "done" ? undefined : this.decideAgain(reqId, claims, presented, 2)));
+      return this.decideAgain(reqId, claims, presented, 2);
+    }
+    return this.decideAgain(reqId, claims, presented, 1);
+  }
+
+  /** Decisions on facts read from the store, from decision number `first` on. */
+  private async decideAgain(reqId: string, claims: Claims, presented: PresentedSecrets, first: number): Promise<void> {
+    for (let attempt = first; attempt <= MAX_DECISIONS; attempt++) {
       const outcome = await this.decideAndAct(reqId, claims, presented);
       if (outcome !== "revoked-meanwhile") return;
     }
@@ -188,9 +233,14 @@ export class Connection {
   }
 
   /** One decision on the facts as they are now, carried out. */
-  private async decideAndAct(reqId: string, claims: Claims, presented: PresentedSecrets): Promise<"done" | "revoked-meanwhile"> {
+  private async decideAndAct(reqId: string, claims: Claims, presented: PresentedSecrets): Promise<Outcome> {
     const revocationMark = this.rt.revocations.mark();
     const facts = await this.gatherFacts(claims, presented);
+    return this.act(reqId, claims, presented, facts, revocationMark);
+  }
+
+  /** Carry out the decision on `facts`: synchronously unless it needs the store (a pairing request, a store write before admitting). */
+  private act(reqId: string, claims: Claims, presented: PresentedSecrets, facts: AdmissionFacts, revocationMark: number): Outcome | Promise<Outcome> {
     if (!this.open) return "done";
     const decision = decideAdmission({ claims, presented, facts, policy: this.rt.policy() });
 
@@ -200,36 +250,37 @@ export class Connection {
       rejectAndClose(this.ws, reqId, decision.error);
       return "done";
     }
+    if (decision.kind === "pairing-required") return this.requestPairing(reqId, claims, decision);
+    if (decision.silentApproval || decision.consumeBootstrap || decision.issueToken) return this.admit(reqId, claims, presented, decision, revocationMark);
+    return this.register(reqId, claims, decision, revocationMark, undefined);
+  }
 
-    if (decision.kind === "pairing-required") {
-      const created = await requestPairing(this.rt.store, decision.request, {
-        limits: this.rt.pairingLimits,
-        nowMs: this.rt.clock.now(),
-        random: this.rt.random,
-      });
-      if (!created.ok) {
-        this.refuse(claims, reqId, "pairing", created.error);
-        return "done";
-      }
-      this.rt.storeChanged();
-      const { request } = created.value;
-      this.audit(claims, decision, undefined, request.requestId);
-      rejectAndClose(
-        this.ws,
-        reqId,
-        pairingRequiredError({
-          reason: decision.request.reason,
-          requestId: request.requestId,
-          deviceId: request.deviceId,
-          requestedRole: decision.request.role,
-          requestedScopes: decision.request.scopes,
-          ...(decision.approved ? { approved: decision.approved } : {}),
-        }),
-      );
+  private async requestPairing(reqId: string, claims: Claims, decision: Extract<Decision, { kind: "pairing-required" }>): Promise<Outcome> {
+    const created = await requestPairing(this.rt.store, decision.request, {
+      limits: this.rt.pairingLimits,
+      nowMs: this.rt.clock.now(),
+      random: this.rt.random,
+    });
+    if (!created.ok) {
+      this.refuse(claims, reqId, "pairing", created.error);
       return "done";
     }
-
-    return this.admit(reqId, claims, presented, decision, revocationMark);
+    this.rt.storeChanged();
+    const { request } = created.value;
+    this.audit(claims, decision, undefined, request.requestId);
+    rejectAndClose(
+      this.ws,
+      reqId,
+      pairingRequiredError({
+        reason: decision.request.reason,
+        requestId: request.requestId,
+        deviceId: request.deviceId,
+        requestedRole: decision.request.role,
+        requestedScopes: decision.request.scopes,
+        ...(decision.approved ? { approved: decision.approved } : {}),
+      }),
+    );
+    return "done";
   }
 
   private async admit(
@@ -238,7 +289,7 @@ export class Connection {
     presented: PresentedSecrets,
     decision: Extract<Decision, { kind: "admit" }>,
     revocationMark: number,
-  ): Promise<"done" | "revoked-meanwhile"> {
+  ): Promise<Outcome> {
     const { rt } = this;
     const bootstrap = nonBlank(presented.bootstrapToken);
     const bootstrapHash = bootstrap === undefined ? "" : secretDigestHex(bootstrap);
@@ -266,6 +317,12 @@ export class Connection {
       });
       if (r.ok) issued = r.value;
     }
+    return this.register(reqId, claims, decision, revocationMark, issued);
+  }
+
+  /** The admission itself: register the session, send hello-ok, audit. */
+  private register(reqId: string, claims: Claims, decision: Extract<Decision, { kind: "admit" }>, revocationMark: number, issued: IssuedToken | undefined): Outcome {
+    const { rt } = this;
     if (!this.open) return "done";
 
     const { grant } = decision;

@@ -7,7 +7,7 @@ import type { MethodServices } from "../methods/define-method.js";
 import type { MethodRegistry } from "../methods/registry.js";
 import type { IssuedToken } from "../pairing/device-tokens.js";
 import type { PairingLimits } from "../pairing/limits.js";
-import type { Store } from "../store/store.js";
+import type { DeviceReadCachingStore } from "../store/device-read-cache.js";
 import type { FailedAuthLimiter } from "./failed-auth-limiter.js";
 import type { TransportLimits } from "./limits.js";
 import type { AuditLog } from "./audit.js";
@@ -19,7 +19,7 @@ import type { WebSocket } from "ws";
 
 /** What a connection needs from the gateway that owns it. */
 export interface GatewayRuntime {
-  readonly store: Store;
+  readonly store: DeviceReadCachingStore;
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;

@@ -6,6 +6,11 @@ import type { Store } from "./store.js";
 export interface DeviceReadCachingStore extends Store {
   /** Forget every cached record (something was, or may have been, committed). */
   invalidate(): void;
+  /**
+   * The record `getPairedDevice` would return now, if it is cached; `undefined`
+   * means "not in memory: ask `getPairedDevice`", never "not paired".
+   */
+  cachedPairedDevice(deviceId: string): PairedDeviceRecord | undefined;
 }
 
 export const DEFAULT_DEVICE_CACHE_ENTRIES = 10_000;
@@ -60,6 +65,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
       setBounded(records, deviceId, frozen, maxEntries);
       return frozen;
     },
+    cachedPairedDevice: (deviceId) => (closed ? undefined : records.get(deviceId)),
     listPairedDevices: () => store.listPairedDevices(),
     getPendingRequest: (requestId) => store.getPendingRequest(requestId),
     listPendingRequests: () => store.listPendingRequests(),

@@ -163,6 +163,28 @@ describe("cacheDeviceReads over the memory store", () => {
       assert.deepEqual(reads, [], "dev-1 was still cached");
     });
 
+    it("cachedPairedDevice answers only from memory: nothing before the first read, the cached record after, nothing once the cache is dropped or closed", async () => {
+      const base = createMemoryStore();
+      await put(base, device("dev-1"));
+      const { store, reads } = countingReads(base);
+      const cached = cacheDeviceReads(store);
+
+      assert.equal(cached.cachedPairedDevice("dev-1"), undefined, "never read yet");
+      assert.equal(cached.cachedPairedDevice("dev-unknown"), undefined);
+      const read = await cached.getPairedDevice("dev-1");
+      assert.equal(cached.cachedPairedDevice("dev-1"), read, "the very record the cache serves");
+      assert.deepEqual(reads, ["dev-1"], "peeking reads nothing");
+
+      cached.invalidate();
+      assert.equal(cached.cachedPairedDevice("dev-1"), undefined, "after invalidate()");
+      await cached.getPairedDevice("dev-1");
+      await put(cached, device("dev-2"));
+      assert.equal(cached.cachedPairedDevice("dev-1"), undefined, "after a transaction through the decorator");
+      await cached.getPairedDevice("dev-1");
+      await cached.close();
+      assert.equal(cached.cachedPairedDevice("dev-1"), undefined, "after close()");
+    });
+
     it("a caller cannot change what later reads return: the shared cached record refuses mutation", async () => {
       const base = createMemoryStore();
       await put(base, device("dev-1"));
