@@ -7,7 +7,7 @@ import { MAX_PROTOCOL, MIN_PROTOCOL, isRole, type Role, type Scope } from "../pr
 import type { PairingReason } from "../protocol/error-codes.js";
 import { GatewayError, handshakeRejection } from "../protocol/gateway-error.js";
 import type { BackendRecord, BootstrapRecord, DeviceMetadata, PairedDeviceRecord } from "../store/records.js";
-import { unauthorizedError } from "./auth-errors.js";
+import { unauthorizedError, type UnauthorizedContext } from "./auth-errors.js";
 import { claimsBrowserClient, type Claims } from "./claims.js";
 import { verifyBackendCredential } from "./credentials/backend-credential.js";
 import { verifyBootstrapToken } from "./credentials/bootstrap-token.js";
@@ -156,6 +156,44 @@ function metadataOf(claims: Claims, peer: PeerEvidence): DeviceMetadata {
   };
 }
 
+/** Built only when a pairing request is: an admitted device needs none. */
+function pairingSpec(
+  device: VerifiedDevice,
+  role: Role,
+  requested: readonly Scope[],
+  reason: PairingReason,
+  isRepair: boolean,
+  claims: Claims,
+  peer: PeerEvidence,
+): PairingRequestSpec {
+  return {
+    deviceId: device.deviceId,
+    publicKey: device.publicKey,
+    role,
+    scopes: requested,
+    reason,
+    isRepair,
+    metadata: metadataOf(claims, peer),
+    // Counted per address budget: one IPv6 /64 is one requester, not 2^64 of them.
+    requesterIp: addressBudgetKey(peer.clientIp),
+  };
+}
+
+/** What an "unauthorized" error tells the client; built only when one is sent. */
+function unauthorizedContext(claims: Claims, presented: PresentedSecrets): UnauthorizedContext {
+  return {
+    clientId: claims.clientId,
+    clientMode: claims.clientMode,
+    canRetryWithDeviceToken:
+      claims.device !== undefined && nonBlank(presented.token) !== undefined && nonBlank(presented.deviceToken) === undefined && nonBlank(presented.password) === undefined,
+  };
+}
+
+/** What the operator approved, for the pairing-required outcomes that report it. */
+function approvedOf(paired: PairedDeviceRecord): { roles: Role[]; scopes: readonly Scope[] } {
+  return { roles: effectiveRoles(paired), scopes: paired.approvedScopes };
+}
+
 /** Roles of a paired device that still hold a usable (not revoked) grant. */
 export function effectiveRoles(record: PairedDeviceRecord): Role[] {
   return record.roles.filter((r) => record.tokens[r]?.revokedAtMs === undefined);
@@ -201,14 +239,8 @@ export function decideAdmission(input: AdmissionInput): Decision {
     }
   }
 
-  const unauthorizedCtx = {
-    clientId: claims.clientId,
-    clientMode: claims.clientMode,
-    canRetryWithDeviceToken:
-      claims.device !== undefined && nonBlank(presented.token) !== undefined && nonBlank(presented.deviceToken) === undefined && nonBlank(presented.password) === undefined,
-  };
   if (facts.lockout) {
-    return reject("rate-limit", unauthorizedError("rate_limited", { ...unauthorizedCtx, retryAfterMs: facts.lockout.retryAfterMs }));
+    return reject("rate-limit", unauthorizedError("rate_limited", { ...unauthorizedContext(claims, presented), retryAfterMs: facts.lockout.retryAfterMs }));
   }
 
   let device: VerifiedDevice | undefined;
@@ -227,7 +259,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
       challengeNonce: facts.challengeNonce,
       nowMs: facts.nowMs,
       skewMs: policy.signatureSkewMs,
-      ...(facts.parseKey ? { parseKey: facts.parseKey } : {}),
+      parseKey: facts.parseKey,
     });
     if (!proof.ok) return reject("device-proof", proof.error);
     device = proof.device;
@@ -235,7 +267,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
 
   const { credential, failure } = resolveCredential(input, device, role);
   if (!credential) {
-    return reject("credential", unauthorizedError(failure ?? "unauthorized", unauthorizedCtx), presentedAny(presented));
+    return reject("credential", unauthorizedError(failure ?? "unauthorized", unauthorizedContext(claims, presented)), presentedAny(presented));
   }
 
   // Backend credentials: the one way to be admitted without pairing. Operator role only.
@@ -271,18 +303,6 @@ export function decideAdmission(input: AdmissionInput): Decision {
 
   const record = facts.pairedDevice;
   const paired = record !== undefined && record.deviceId === device.deviceId && record.publicKey === device.publicKey ? record : undefined;
-  // Built only when a pairing request is: an admitted device needs none.
-  const spec = (reason: PairingReason, isRepair: boolean): PairingRequestSpec => ({
-    deviceId: device.deviceId,
-    publicKey: device.publicKey,
-    role,
-    scopes: requested,
-    reason,
-    isRepair,
-    metadata: metadataOf(claims, peer),
-    // Counted per address budget: one IPv6 /64 is one requester, not 2^64 of them.
-    requesterIp: addressBudgetKey(peer.clientIp),
-  });
 
   if (!paired) {
     if (credential.kind === "bootstrap-token") {
@@ -292,7 +312,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
         grant: grantFrom(credential, role, scopes, device.deviceId),
         protocol,
         device,
-        silentApproval: { via: "bootstrap", request: { ...spec("not-paired", false), scopes }, bootstrapId: credential.id },
+        silentApproval: { via: "bootstrap", request: { ...pairingSpec(device, role, requested, "not-paired", false, claims, peer), scopes }, bootstrapId: credential.id },
         issueToken: { deviceId: device.deviceId, role, scopes },
       };
     }
@@ -303,31 +323,31 @@ export function decideAdmission(input: AdmissionInput): Decision {
         grant: grantFrom(credential, role, silent.scopes, device.deviceId),
         protocol,
         device,
-        silentApproval: { via: "local-policy", request: { ...spec("not-paired", false), scopes: silent.scopes } },
+        silentApproval: { via: "local-policy", request: { ...pairingSpec(device, role, requested, "not-paired", false, claims, peer), scopes: silent.scopes } },
         issueToken: { deviceId: device.deviceId, role, scopes: silent.scopes },
       };
     }
-    return { kind: "pairing-required", request: spec("not-paired", false), approved: undefined, credential };
+    return { kind: "pairing-required", request: pairingSpec(device, role, requested, "not-paired", false, claims, peer), approved: undefined, credential };
   }
 
-  const approved = { roles: effectiveRoles(paired), scopes: paired.approvedScopes };
   const pinnedPlatform = paired.platform ?? "";
   const pinnedFamily = paired.deviceFamily ?? "";
   if (
     (pinnedPlatform !== "" && pinnedPlatform !== normalizeMetadata(claims.platform)) ||
     (pinnedFamily !== "" && pinnedFamily !== normalizeMetadata(claims.deviceFamily))
   ) {
-    return { kind: "pairing-required", request: spec("metadata-upgrade", true), approved, credential };
+    return { kind: "pairing-required", request: pairingSpec(device, role, requested, "metadata-upgrade", true, claims, peer), approved: approvedOf(paired), credential };
   }
-  if (!approved.roles.includes(role)) {
-    return { kind: "pairing-required", request: spec("role-upgrade", true), approved, credential };
+  if (!paired.roles.includes(role) || paired.tokens[role]?.revokedAtMs !== undefined) {
+    // Not an effective role of this device (effectiveRoles): never approved, or its token revoked.
+    return { kind: "pairing-required", request: pairingSpec(device, role, requested, "role-upgrade", true, claims, peer), approved: approvedOf(paired), credential };
   }
   if (credential.kind === "device-token" && credential.role !== role) {
     // A token admits the role it was issued for; this role has a token of its own.
-    return reject("credential", unauthorizedError("device_token_mismatch", unauthorizedCtx));
+    return reject("credential", unauthorizedError("device_token_mismatch", unauthorizedContext(claims, presented)));
   }
   if (!scopesWithin(requested, paired.approvedScopes)) {
-    return { kind: "pairing-required", request: spec("scope-upgrade", true), approved, credential };
+    return { kind: "pairing-required", request: pairingSpec(device, role, requested, "scope-upgrade", true, claims, peer), approved: approvedOf(paired), credential };
   }
 
   // A bootstrap token is for first pairings; on a paired device it proves nothing more.
