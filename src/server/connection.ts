@@ -43,8 +43,6 @@ export interface AcceptedSocket {
   readonly limiterKey: string;
   /** What per-address budgets count this socket under. */
   readonly budgetKey: string;
-  /** Release the socket's unauthenticated-socket budget (idempotent). */
-  readonly onPreauthEnd: () => void;
 }
 
 /**
@@ -53,6 +51,8 @@ export interface AcceptedSocket {
  */
 export class Connection {
   private state: State = "awaiting-connect";
+  /** Until admitted or closed, the socket counts against its address's unauthenticated-socket budget. */
+  private preauthHeld = true;
   private readonly nonce: string;
   private session: Session | undefined;
   private readonly ws: WebSocket;
@@ -68,7 +68,7 @@ export class Connection {
     this.connId = socket.connId;
     this.peer = socket.peer;
     this.nonce = rt.random.uuid();
-    rt.handshakeDeadlines.add(this, () => this.handshakeTimeout());
+    rt.handshakeDeadlines.add(this);
     ws.on("message", (data, isBinary) => void this.onMessage(data as Buffer, isBinary));
     ws.on("close", () => this.onClose());
     ws.on("error", ignoreError);
@@ -76,7 +76,14 @@ export class Connection {
     ws.send(`{"type":"event","event":"connect.challenge","payload":{"nonce":${JSON.stringify(this.nonce)},"ts":${rt.clock.now()}}}`);
   }
 
-  private handshakeTimeout(): void {
+  private endPreauth(): void {
+    if (!this.preauthHeld) return;
+    this.preauthHeld = false;
+    this.rt.preauthEnded(this.socket.budgetKey);
+  }
+
+  /** The handshake deadline passed (HandshakeDeadlines). */
+  onDeadline(): void {
     if (this.state !== "awaiting-connect" && this.state !== "connecting") return;
     this.rt.logger.info({ connId: this.connId, peer: this.peer.remoteAddress, event: "handshake-timeout" }, "handshake timeout");
     this.ws.close(CloseCode.normal);
@@ -84,10 +91,9 @@ export class Connection {
 
   private onClose(): void {
     this.rt.handshakeDeadlines.remove(this);
-    const wasPreauth = this.state !== "admitted" && this.state !== "closed";
     if (this.session) this.rt.sessions.remove(this.connId);
     this.state = "closed";
-    if (wasPreauth) this.socket.onPreauthEnd();
+    this.endPreauth();
     this.rt.connectionClosed(this.socket.budgetKey, this.ws);
   }
 
@@ -362,7 +368,7 @@ export class Connection {
     rt.handshakeDeadlines.remove(this);
     this.state = "admitted";
     this.session = session;
-    this.socket.onPreauthEnd();
+    this.endPreauth();
     raiseMaxPayload(this.ws, rt.limits.maxPayloadBytes);
     sendResJson(this.ws, reqId, rt.helloOkJson({ protocol: decision.protocol, connId: this.connId, grant, issued }));
     rt.sessions.add(session);

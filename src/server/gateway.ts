@@ -211,32 +211,32 @@ export class Gateway implements GatewayRuntime {
     }
     this.openConnections++;
     let accepted = false;
-    let preauthHeld = true;
-    const onPreauthEnd = () => {
-      if (!preauthHeld) return;
-      preauthHeld = false;
-      this.preauthPerIp.release(budgetKey);
-    };
-    // If the upgrade itself fails, `ws` never calls back: release on close.
-    socket.on("close", () => {
-      if (accepted) return;
-      onPreauthEnd();
-      this.connectionClosed(budgetKey);
-    });
     // Corked, the 101 response and the challenge written in the callback leave in one
-    // write: one segment and one wake-up of the client instead of two. (`ws` completes
-    // the upgrade synchronously; an aborted upgrade ends the socket, which uncorks it.)
+    // write: one segment and one wake-up of the client instead of two.
     socket.cork();
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      if (accepted) return; // never called twice; defensive
       accepted = true;
       this.sockets.add(ws);
       // Browser pages on loopback share one failure budget per address, apart from the
       // address's own: a page cannot lock the local CLI out, and rotating the Origin
       // header buys no fresh budget.
       const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${budgetKey}` : `ip:${budgetKey}`;
-      new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey, onPreauthEnd });
+      new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey });
     });
     socket.uncork();
+    // Without a verifyClient hook `ws` completes or refuses an upgrade before
+    // handleUpgrade returns; a refused one (bad headers, a dead socket) is
+    // answered and ended by `ws`, and releases its budgets here.
+    if (!accepted) {
+      accepted = true; // a late callback (a future `ws`) would find the budgets released
+      this.preauthEnded(budgetKey);
+      this.connectionClosed(budgetKey);
+    }
+  }
+
+  preauthEnded(budgetKey: string): void {
+    this.preauthPerIp.release(budgetKey);
   }
 
   connectionClosed(budgetKey: string, ws?: WebSocket): void {

@@ -1,5 +1,10 @@
 import { performance } from "node:perf_hooks";
 
+/** What a deadline is kept for: told once its time has passed. */
+export interface Deadline {
+  onDeadline(): void;
+}
+
 /**
  * Handshake deadlines on one shared timer instead of a timer per socket.
  * Every socket gets the same timeout, so entries are added in deadline order
@@ -7,7 +12,8 @@ import { performance } from "node:perf_hooks";
  * `resolutionMs` late; it never fires early.
  */
 export class HandshakeDeadlines {
-  private readonly pending = new Map<object, { readonly at: number; readonly expire: () => void }>();
+  /** Each key's deadline (performance.now() time), in deadline order. */
+  private readonly pending = new Map<Deadline, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -18,13 +24,13 @@ export class HandshakeDeadlines {
     this.timer.unref();
   }
 
-  /** Call `expire` once `timeoutMs` have passed, unless `remove(key)` comes first. */
-  add(key: object, expire: () => void): void {
+  /** Call `key.onDeadline()` once `timeoutMs` have passed, unless `remove(key)` comes first. */
+  add(key: Deadline): void {
     this.pending.delete(key); // re-adding moves the deadline, and keeps the map in deadline order
-    this.pending.set(key, { at: performance.now() + this.timeoutMs, expire });
+    this.pending.set(key, performance.now() + this.timeoutMs);
   }
 
-  remove(key: object): void {
+  remove(key: Deadline): void {
     this.pending.delete(key);
   }
 
@@ -34,10 +40,10 @@ export class HandshakeDeadlines {
 
   private sweep(): void {
     const now = performance.now();
-    for (const [key, entry] of this.pending) {
-      if (entry.at > now) return;
+    for (const [key, at] of this.pending) {
+      if (at > now) return;
       this.pending.delete(key);
-      entry.expire();
+      key.onDeadline();
     }
   }
 

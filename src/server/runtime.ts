@@ -41,6 +41,8 @@ export interface GatewayRuntime {
   helloOkJson(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): string;
   /** Unauthenticated sockets' deadlines. */
   readonly handshakeDeadlines: HandshakeDeadlines;
+  /** A socket's handshake ended (admitted or closed): release its unauthenticated-socket budget. Once per socket. */
+  preauthEnded(budgetKey: string): void;
   /** A socket this gateway accepted has closed: release what it held. */
   connectionClosed(budgetKey: string, ws?: WebSocket): void;
 }

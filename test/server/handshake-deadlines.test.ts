@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { HandshakeDeadlines } from "../../src/server/handshake-deadlines.js";
+import { HandshakeDeadlines, type Deadline } from "../../src/server/handshake-deadlines.js";
+
+/** A key whose deadline pushes `label` onto `fired`. */
+const key = (fired: unknown[], label: unknown): Deadline => ({ onDeadline: () => void fired.push(label) });
 
 // One shared timer for every unauthenticated socket (src/server/handshake-deadlines.ts).
 // Real time, small timeouts; assertions are about order and "never early", not speed.
@@ -12,7 +15,7 @@ describe("HandshakeDeadlines", () => {
     try {
       const started = performance.now();
       const fired: number[] = [];
-      deadlines.add({}, () => fired.push(performance.now() - started));
+      deadlines.add({ onDeadline: () => void fired.push(performance.now() - started) });
       await delay(30);
       assert.deepEqual(fired, [], "not before the timeout");
       while (fired.length === 0) await delay(10);
@@ -29,12 +32,12 @@ describe("HandshakeDeadlines", () => {
     const deadlines = new HandshakeDeadlines(40, 10);
     try {
       const fired: string[] = [];
-      const a = {};
-      const b = {};
-      const c = {};
-      deadlines.add(a, () => fired.push("a"));
-      deadlines.add(b, () => fired.push("b"));
-      deadlines.add(c, () => fired.push("c"));
+      const a = key(fired, "a");
+      const b = key(fired, "b");
+      const c = key(fired, "c");
+      deadlines.add(a);
+      deadlines.add(b);
+      deadlines.add(c);
       deadlines.remove(b);
       while (fired.length < 2) await delay(10);
       await delay(30);
@@ -48,10 +51,12 @@ describe("HandshakeDeadlines", () => {
     const deadlines = new HandshakeDeadlines(50, 10);
     try {
       const fired: string[] = [];
-      const key = {};
-      deadlines.add(key, () => fired.push("first"));
+      let label = "first";
+      const moved: Deadline = { onDeadline: () => void fired.push(label) };
+      deadlines.add(moved);
       await delay(30);
-      deadlines.add(key, () => fired.push("second"));
+      label = "second";
+      deadlines.add(moved);
       await delay(35);
       assert.deepEqual(fired, [], "the first deadline was replaced");
       while (fired.length === 0) await delay(10);
@@ -64,7 +69,7 @@ describe("HandshakeDeadlines", () => {
   it("after close() nothing fires", async () => {
     const deadlines = new HandshakeDeadlines(20, 10);
     const fired: string[] = [];
-    deadlines.add({}, () => fired.push("x"));
+    deadlines.add(key(fired, "x"));
     deadlines.close();
     await delay(60);
     assert.deepEqual(fired, []);
