@@ -48,10 +48,7 @@ export interface HelloOkInput {
 /** First protocol whose hello-ok carries `auth.method`, `server.bootId` and `features.capabilities`. */
 const PROTOCOL_WITH_AUTH_METHOD = 4;
 
-function serverPart(fixed: HelloOkFixed, input: HelloOkInput, v4: boolean): Record<string, string> {
-  return v4 ? { version: fixed.version, bootId: fixed.bootId, connId: input.connId } : { version: fixed.version, connId: input.connId };
-}
-
+/** Features are fixed per protocol version; serialized once each. */
 function featuresPart(fixed: HelloOkFixed, v4: boolean): Record<string, readonly string[]> {
   return {
     methods: fixed.methods,
@@ -63,25 +60,32 @@ function featuresPart(fixed: HelloOkFixed, v4: boolean): Record<string, readonly
   };
 }
 
-function authPart(input: HelloOkInput, v4: boolean): Record<string, unknown> {
-  const { grant, issued } = input;
-  const token = issued ? { deviceToken: issued.token, issuedAtMs: issued.issuedAtMs } : {};
-  return v4 ? { method: grant.authMethod, role: grant.role, scopes: grant.scopes, ...token } : { role: grant.role, scopes: grant.scopes, ...token };
-}
+/** A JSON string literal. */
+const str = (text: string): string => JSON.stringify(text);
+
+/** A JSON number; JSON has no NaN or Infinity, and JSON.stringify writes null for them. */
+const num = (n: number): string => (Number.isFinite(n) ? String(n) : "null");
 
 /**
  * hello-ok payloads as JSON text. The parts fixed for the gateway's lifetime
  * (the method and event lists, the policy) are serialized once per protocol
- * version; per session only `server`, `snapshot` and `auth` are, as one of
- * these goes out with every admission. Fields keep the order
- * type, protocol, server, features, snapshot, auth, policy.
+ * version; `server`, `snapshot` and `auth` are written per session from
+ * their few fields (strings through JSON.stringify), as one of these goes
+ * out with every admission: a JSON.stringify call costs more than the small
+ * objects it serializes. Fields keep the order type, protocol, server,
+ * features, snapshot, auth, policy; the text is exactly JSON.stringify of
+ * the payload object (tested, fields and order).
  */
 export class HelloOkWriter {
   private readonly features = new Map<boolean, string>();
   private readonly policy: string;
+  private readonly version: string;
+  private readonly bootId: string;
 
   constructor(private readonly fixed: HelloOkFixed) {
     this.policy = JSON.stringify(fixed.policy);
+    this.version = str(fixed.version);
+    this.bootId = str(fixed.bootId);
   }
 
   payloadJson(input: HelloOkInput): string {
@@ -91,8 +95,20 @@ export class HelloOkWriter {
       features = JSON.stringify(featuresPart(this.fixed, v4));
       this.features.set(v4, features);
     }
-    const protocol = JSON.stringify(input.protocol);
-    const server = JSON.stringify(serverPart(this.fixed, input, v4));
-    return `{"type":"hello-ok","protocol":${protocol},"server":${server},"features":${features},"snapshot":${JSON.stringify(input.snapshot)},"auth":${JSON.stringify(authPart(input, v4))},"policy":${this.policy}}`;
+    const server = v4 ? `{"version":${this.version},"bootId":${this.bootId},"connId":${str(input.connId)}}` : `{"version":${this.version},"connId":${str(input.connId)}}`;
+    return `{"type":"hello-ok","protocol":${num(input.protocol)},"server":${server},"features":${features},"snapshot":${snapshotJson(input.snapshot)},"auth":${authJson(input, v4)},"policy":${this.policy}}`;
   }
+}
+
+function snapshotJson(snapshot: HelloSnapshot): string {
+  const { presence, stateVersion } = snapshot;
+  const admin = `${snapshot.authMode !== undefined ? `,"authMode":${str(snapshot.authMode)}` : ""}${snapshot.stateDir !== undefined ? `,"stateDir":${str(snapshot.stateDir)}` : ""}`;
+  return `{"presence":${presence.length === 0 ? "[]" : JSON.stringify(presence)},"health":{},"stateVersion":{"presence":${num(stateVersion.presence)},"health":${num(stateVersion.health)}},"uptimeMs":${num(snapshot.uptimeMs)}${admin}}`;
+}
+
+function authJson(input: HelloOkInput, v4: boolean): string {
+  const { grant, issued } = input;
+  const method = v4 ? `"method":${str(grant.authMethod)},` : "";
+  const token = issued ? `,"deviceToken":${str(issued.token)},"issuedAtMs":${num(issued.issuedAtMs)}` : "";
+  return `{${method}"role":${str(grant.role)},"scopes":${JSON.stringify(grant.scopes)}${token}}`;
 }

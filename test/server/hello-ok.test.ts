@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import type { Grant } from "../../src/admission/grant.js";
 import { HelloOkWriter, type HelloOkInput, type HelloSnapshot } from "../../src/server/hello-ok.js";
 
@@ -61,5 +62,62 @@ describe("hello-ok payload text", () => {
     const odd = new HelloOkWriter({ version: 'v"1\u2028', bootId: "b", methods: [], events: [], policy });
     const payload = JSON.parse(odd.payloadJson({ ...input(3), connId: 'c"\\' })) as { server: Record<string, string> };
     assert.deepEqual(payload.server, { version: 'v"1\u2028', connId: 'c"\\' });
+  });
+});
+
+/** The payload as a plain object, the way the protocol describes it: the reference the text must serialize. */
+function referencePayload(fixed: { version: string; bootId: string; methods: string[]; events: string[]; policy: typeof policy }, input: HelloOkInput): unknown {
+  const v4 = input.protocol >= 4;
+  const { grant, issued, snapshot: snap } = input;
+  const token = issued ? { deviceToken: issued.token, issuedAtMs: issued.issuedAtMs } : {};
+  return {
+    type: "hello-ok",
+    protocol: input.protocol,
+    server: v4 ? { version: fixed.version, bootId: fixed.bootId, connId: input.connId } : { version: fixed.version, connId: input.connId },
+    features: { methods: fixed.methods, events: fixed.events, ...(v4 ? { capabilities: [] } : {}) },
+    snapshot: snap,
+    auth: v4 ? { method: grant.authMethod, role: grant.role, scopes: grant.scopes, ...token } : { role: grant.role, scopes: grant.scopes, ...token },
+    policy: fixed.policy,
+  };
+}
+
+describe("hello-ok text, property", () => {
+  it("is exactly JSON.stringify of the payload object, for any strings, numbers, presence and admin fields", () => {
+    const text = fc.string({ unit: "binary", maxLength: 24 });
+    const arb = fc.record({
+      version: text,
+      bootId: text,
+      methods: fc.array(text, { maxLength: 4 }),
+      events: fc.array(text, { maxLength: 4 }),
+      protocol: fc.constantFrom(3, 4),
+      connId: text,
+      role: fc.constantFrom("operator", "node"),
+      method: fc.constantFrom("token", "device-token", "none"),
+      scopes: fc.array(text, { maxLength: 3 }),
+      issued: fc.option(fc.record({ token: text, issuedAtMs: fc.integer() }), { nil: undefined }),
+      presence: fc.array(fc.record({ ts: fc.integer(), reason: text, host: fc.option(text, { nil: undefined }) }), { maxLength: 2 }),
+      stateVersion: fc.record({ presence: fc.nat(), health: fc.nat() }),
+      uptimeMs: fc.oneof(fc.nat(), fc.double()),
+      authMode: fc.option(text, { nil: undefined }),
+      stateDir: fc.option(text, { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(arb, (a) => {
+        const fixed = { version: a.version, bootId: a.bootId, methods: a.methods, events: a.events, policy };
+        const snap: HelloSnapshot = {
+          presence: a.presence as unknown as HelloSnapshot["presence"],
+          health: {},
+          stateVersion: a.stateVersion,
+          uptimeMs: a.uptimeMs,
+          ...(a.authMode !== undefined ? { authMode: a.authMode } : {}),
+          ...(a.stateDir !== undefined ? { stateDir: a.stateDir } : {}),
+        };
+        const g = { role: a.role, scopes: a.scopes, authMethod: a.method } as unknown as Grant;
+        const input: HelloOkInput = { protocol: a.protocol, connId: a.connId, grant: g, issued: a.issued as HelloOkInput["issued"], snapshot: snap };
+        const w = new HelloOkWriter(fixed);
+        assert.equal(w.payloadJson(input), JSON.stringify(referencePayload(fixed, input)));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
