@@ -15,10 +15,15 @@ export interface SignedFields {
   readonly deviceFamily: string | undefined;
 }
 
+const ASCII_UPPER = /[A-Z]/;
+const ASCII_UPPER_ALL = /[A-Z]/g;
+
 /** Trim, then lowercase ASCII A–Z only (upstream's metadata normalization). */
 export function normalizeMetadata(value: string | undefined): string {
   if (value === undefined) return "";
-  return value.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const trimmed = value.trim();
+  // Most values ("linux", "darwin") are already lowercase: no replace, no callback.
+  return ASCII_UPPER.test(trimmed) ? trimmed.replace(ASCII_UPPER_ALL, (c) => c.toLowerCase()) : trimmed;
 }
 
 export function buildV2Payload(f: SignedFields): string {
