@@ -210,13 +210,19 @@ export class Gateway implements GatewayRuntime {
       return this.reject503(socket, "Too many unauthenticated sockets");
     }
     this.openConnections++;
-    let accepted = false;
+    /** The callback ran, or the upgrade was found refused and its budgets released. */
+    let settled = false;
     // Corked, the 101 response and the challenge written in the callback leave in one
     // write: one segment and one wake-up of the client instead of two.
     socket.cork();
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      if (accepted) return; // never called twice; defensive
-      accepted = true;
+      if (settled) {
+        // Called after handleUpgrade returned (only a verifyClient hook, which this server
+        // does not set, defers it): the budgets are already released, so no session.
+        ws.terminate();
+        return;
+      }
+      settled = true;
       this.sockets.add(ws);
       // Browser pages on loopback share one failure budget per address, apart from the
       // address's own: a page cannot lock the local CLI out, and rotating the Origin
@@ -228,8 +234,8 @@ export class Gateway implements GatewayRuntime {
     // Without a verifyClient hook `ws` completes or refuses an upgrade before
     // handleUpgrade returns; a refused one (bad headers, a dead socket) is
     // answered and ended by `ws`, and releases its budgets here.
-    if (!accepted) {
-      accepted = true; // a late callback (a future `ws`) would find the budgets released
+    if (!settled) {
+      settled = true;
       this.preauthEnded(budgetKey);
       this.connectionClosed(budgetKey);
     }
