@@ -45,6 +45,17 @@ export interface AcceptedSocket {
   readonly budgetKey: string;
 }
 
+/** A presented backend secret, whose record the decision needs from the store. */
+function backendSecretOf(presented: PresentedSecrets): string | undefined {
+  const token = nonBlank(presented.token);
+  return isBackendSecret(token) ? token : undefined;
+}
+
+/** A presented bootstrap token with a device claim, whose record the decision needs from the store. */
+function bootstrapTokenOf(claims: Claims, presented: PresentedSecrets): string | undefined {
+  return claims.device ? nonBlank(presented.bootstrapToken) : undefined;
+}
+
 /**
  * One socket: the handshake state machine, then the request router. It only
  * gathers facts and carries out decisions; `decideAdmission` decides.
@@ -169,7 +180,7 @@ export class Connection {
    * `undefined`, and `gatherFacts` reads the store.
    */
   private factsInMemory(claims: Claims, presented: PresentedSecrets): AdmissionFacts | undefined {
-    if (isBackendSecret(nonBlank(presented.token)) || (nonBlank(presented.bootstrapToken) !== undefined && claims.device)) return undefined;
+    if (backendSecretOf(presented) !== undefined || bootstrapTokenOf(claims, presented) !== undefined) return undefined;
     if (!claims.device) return this.facts(undefined, undefined, undefined);
     const pairedDevice = this.rt.store.cachedPairedDevice(claims.device.id);
     return pairedDevice === undefined ? undefined : this.facts(pairedDevice, undefined, undefined);
@@ -177,11 +188,11 @@ export class Connection {
 
   private async gatherFacts(claims: Claims, presented: PresentedSecrets): Promise<AdmissionFacts> {
     const { store } = this.rt;
-    const token = nonBlank(presented.token);
-    const bootstrap = nonBlank(presented.bootstrapToken);
+    const backendSecret = backendSecretOf(presented);
+    const bootstrap = bootstrapTokenOf(claims, presented);
     const deviceLookup = claims.device ? store.getPairedDevice(claims.device.id) : undefined;
-    const backendLookup = isBackendSecret(token) ? store.getBackendBySecretHash(secretDigestHex(token)) : undefined;
-    const bootstrapLookup = bootstrap !== undefined && claims.device ? store.getBootstrapByTokenHash(secretDigestHex(bootstrap)) : undefined;
+    const backendLookup = backendSecret !== undefined ? store.getBackendBySecretHash(secretDigestHex(backendSecret)) : undefined;
+    const bootstrapLookup = bootstrap !== undefined ? store.getBootstrapByTokenHash(secretDigestHex(bootstrap)) : undefined;
     // Most connects need the device lookup alone; several are awaited together
     // (Promise.all), so a failing one never goes unhandled while another waits.
     const [pairedDevice, backend, bootstrapRecord] =
