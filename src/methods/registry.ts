@@ -29,8 +29,6 @@ export function defineMethod<T extends TSchema>(def: MethodDefinition<T>): Regis
 
 export class MethodRegistry {
   private readonly methods = new Map<string, RegisteredMethod>();
-  /** Sorted names, computed once per registration: every hello-ok lists them. */
-  private sortedNames: readonly string[] | undefined;
 
   register(method: RegisteredMethod): void {
     if (this.methods.has(method.name)) throw new Error(`method registered twice: ${method.name}`);
@@ -40,7 +38,6 @@ export class MethodRegistry {
       throw new Error(`method ${method.name} declares a requirement that differs from the protocol's table`);
     }
     this.methods.set(method.name, method);
-    this.sortedNames = undefined;
   }
 
   get(name: string): RegisteredMethod | undefined {
@@ -52,8 +49,8 @@ export class MethodRegistry {
     return this.methods.get(name)?.requires ?? requirementOf(name);
   }
 
+  /** Sorted; hello-ok's method list (serialized once per gateway, src/server/hello-ok.ts). */
   names(): string[] {
-    this.sortedNames ??= [...this.methods.keys()].sort();
-    return [...this.sortedNames];
+    return [...this.methods.keys()].sort();
   }
 }

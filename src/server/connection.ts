@@ -229,8 +229,7 @@ export class Connection {
     if (facts !== undefined) {
       const outcome = this.act(reqId, claims, presented, facts, this.rt.revocations.mark());
       if (outcome === "done") return undefined;
-      if (outcome !== "revoked-meanwhile") return outcome.then((o) => (o === "done" ? undefined : this.decideAgain(reqId, claims, presented, 2)));
-      return this.decideAgain(reqId, claims, presented, 2);
+      return Promise.resolve(outcome).then((o) => (o === "done" ? undefined : this.decideAgain(reqId, claims, presented, 2)));
     }
     return this.decideAgain(reqId, claims, presented, 1);
   }

@@ -53,7 +53,7 @@ export interface DeferredLine {
   render(): string;
 }
 
-/** What a deferred line counts for against `maxChars` before it is rendered (an audit line is about 400). */
+/** What a deferred line counts for against `maxChars` before it is rendered (an audit line is about 530). */
 const DEFERRED_LINE_CHARS = 512;
 
 /** The destination pino writes to, with the flush hooks it and an exiting process call. */
