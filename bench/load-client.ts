@@ -1,7 +1,8 @@
+import { createConnection, type NetConnectOpts, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
 import { createTestDevice, signConnect, type TestDevice } from "../test/support/device.js";
-import type { ClientCommand, ClientReplies, ClientRequest, ClientResponse, HandshakeRun, RoundTripRun, SessionsOpened } from "./lib/ipc.js";
+import type { ClientCommand, ClientReplies, ClientRequest, ClientResponse, HandshakePhases, HandshakeRun, RoundTripRun, SessionsOpened } from "./lib/ipc.js";
 import { LatencyRecorder } from "./lib/stats.js";
 
 // The load generator: one process, one event loop, separate from the servers
@@ -53,6 +54,10 @@ interface HandshakeOutcome {
   readonly ws: WebSocket;
   /** From `new WebSocket()` (TCP connect) to the `res` of connect. */
   readonly ms: number;
+  /** performance.now() at connect(), TCP up, challenge received: for the phase breakdown. */
+  readonly startedAt: number;
+  readonly connectedAt: number;
+  readonly challengedAt: number;
   readonly replyBytes: number;
   readonly reply: ResFrame;
 }
@@ -61,7 +66,17 @@ interface HandshakeOutcome {
 function handshake(url: string, entry: PooledDevice, auth: { token?: string; deviceToken?: string }): Promise<HandshakeOutcome> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const ws = new WebSocket(url, { perMessageDeflate: false, localAddress: nextLocalAddress() });
+    let connectedAt = Number.NaN;
+    let challengedAt = Number.NaN;
+    // ws's own connector is net.connect; this one also notes when TCP is up.
+    const connect = ((options: NetConnectOpts): Socket => {
+      const socket = createConnection(options);
+      socket.once("connect", () => {
+        connectedAt = performance.now();
+      });
+      return socket;
+    }) as typeof createConnection;
+    const ws = new WebSocket(url, { perMessageDeflate: false, localAddress: nextLocalAddress(), createConnection: connect });
     let stage: "challenge" | "connect" | "done" = "challenge";
     const fail = (e: Error) => {
       if (stage === "done") return;
@@ -76,6 +91,7 @@ function handshake(url: string, entry: PooledDevice, auth: { token?: string; dev
     ws.on("close", (code, reason) => fail(new Error(`closed ${code} ${reason.toString()}`)));
     ws.on("message", (data: Buffer) => {
       if (stage === "challenge") {
+        challengedAt = performance.now();
         const challenge = JSON.parse(data.toString("utf8")) as { payload: { nonce: string } };
         const nonce = challenge.payload.nonce;
         const signedAt = Date.now();
@@ -95,7 +111,7 @@ function handshake(url: string, entry: PooledDevice, auth: { token?: string; dev
       } else if (stage === "connect") {
         stage = "done";
         clearTimeout(timer);
-        resolve({ ws, ms: performance.now() - started, replyBytes: data.length, reply: JSON.parse(data.toString("utf8")) as ResFrame });
+        resolve({ ws, ms: performance.now() - started, startedAt: started, connectedAt, challengedAt, replyBytes: data.length, reply: JSON.parse(data.toString("utf8")) as ResFrame });
       }
       // Later frames (tick, presence, replies) belong to whoever took the socket.
     });
@@ -152,9 +168,29 @@ async function fetchDeviceTokens(url: string, token: string): Promise<{ tokens: 
   return { tokens: pool.filter((d) => d.deviceToken !== undefined).length };
 }
 
+/** Per-step latency recorders for the phase breakdown (HandshakePhases). */
+class PhaseRecorder {
+  private readonly tcp = new LatencyRecorder();
+  private readonly challenge = new LatencyRecorder();
+  private readonly hello = new LatencyRecorder();
+  private readonly close = new LatencyRecorder();
+
+  record(o: HandshakeOutcome, closeMs: number): void {
+    this.tcp.record(o.connectedAt - o.startedAt);
+    this.challenge.record(o.challengedAt - o.connectedAt);
+    this.hello.record(o.startedAt + o.ms - o.challengedAt);
+    this.close.record(closeMs);
+  }
+
+  medians(): HandshakePhases {
+    return { tcpMs: this.tcp.summary().p50, challengeMs: this.challenge.summary().p50, helloMs: this.hello.summary().p50, closeMs: this.close.summary().p50 };
+  }
+}
+
 /** `concurrency` loops of connect → handshake → close, for `durationMs`; loop i uses device i. */
 async function runHandshakes(url: string, concurrency: number, durationMs: number): Promise<HandshakeRun> {
   const latency = new LatencyRecorder();
+  const phases = new PhaseRecorder();
   let completed = 0;
   let errors = 0;
   let firstError: string | undefined;
@@ -172,7 +208,9 @@ async function runHandshakes(url: string, concurrency: number, durationMs: numbe
           latency.record(o.ms);
           completed++;
           bytes += o.replyBytes;
+          const closing = performance.now();
           await closeAndWait(o.ws);
+          phases.record(o, performance.now() - closing);
         } catch (e) {
           errors++;
           firstError ??= errorText(e);
@@ -184,7 +222,18 @@ async function runHandshakes(url: string, concurrency: number, durationMs: numbe
   const elapsedMs = performance.now() - started;
   const used = process.cpuUsage(cpu);
   const { p50, p99, max } = latency.summary();
-  return { completed, errors, firstError, elapsedMs, p50Ms: p50, p99Ms: p99, maxMs: max, helloBytes: completed > 0 ? bytes / completed : 0, clientCpuS: (used.user + used.system) / 1e6 };
+  return {
+    completed,
+    errors,
+    firstError,
+    elapsedMs,
+    p50Ms: p50,
+    p99Ms: p99,
+    maxMs: max,
+    helloBytes: completed > 0 ? bytes / completed : 0,
+    clientCpuS: (used.user + used.system) / 1e6,
+    phases: phases.medians(),
+  };
 }
 
 /** Open authenticated sessions until `total` are open; they stay idle until closeSessions. */

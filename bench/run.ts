@@ -167,6 +167,7 @@ async function main(): Promise<void> {
           serverBusy: cpu / (r.elapsedMs / 1000),
           clientBusy: r.clientCpuS / (r.elapsedMs / 1000),
           helloBytes: r.helloBytes,
+          phases: r.phases,
           errors: r.errors,
           firstError: r.firstError,
           foreign,
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
           for (const name of ordered(turn++)) {
             const s = await handshakePhase(servers[name], c, opts.handshakeMs(c));
             pushTo(results[name].handshakes, c, s);
-            say(`run ${run + 1} ${name} handshakes ${c === 1 ? "seq" : `c${c}`}: ${s.rate.toFixed(0)}/s p50 ${s.p50Ms.toFixed(2)} ms p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUs.toFixed(0)} µs CPU each, server busy ${s.serverBusy.toFixed(2)}, client busy ${s.clientBusy.toFixed(2)}, others ${(s.foreign * 100).toFixed(0)}%${s.errors ? `, ${s.errors} errors (${s.firstError})` : ""}`);
+            say(`run ${run + 1} ${name} handshakes ${c === 1 ? "seq" : `c${c}`}: ${s.rate.toFixed(0)}/s p50 ${s.p50Ms.toFixed(2)} ms p99 ${s.p99Ms.toFixed(2)} ms, ${s.serverCpuUs.toFixed(0)} µs CPU each, server busy ${s.serverBusy.toFixed(2)}, client busy ${s.clientBusy.toFixed(2)}, steps ${[s.phases.tcpMs, s.phases.challengeMs, s.phases.helloMs, s.phases.closeMs].map((v) => v.toFixed(1)).join("/")} ms, others ${(s.foreign * 100).toFixed(0)}%${s.errors ? `, ${s.errors} errors (${s.firstError})` : ""}`);
           }
         }
       }

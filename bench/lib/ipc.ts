@@ -1,6 +1,22 @@
 // Messages between the orchestrator (bench/run.ts) and the load generator
 // process (bench/load-client.ts), over the child_process IPC channel.
 
+/**
+ * Where a handshake's time went, median ms per step on the load generator's
+ * clock. The first three add up to about the latency window; the close is
+ * after it.
+ */
+export interface HandshakePhases {
+  /** `connect()` called → TCP connected: the load generator's own wait for its event loop. */
+  readonly tcpMs: number;
+  /** TCP connected → 101 and challenge received: the server's accept queue, then the upgrade. */
+  readonly challengeMs: number;
+  /** Challenge received → hello-ok received: signing, the connect frame, its verification, hello-ok. */
+  readonly helloMs: number;
+  /** Close frame sent → connection closed (after the latency window). */
+  readonly closeMs: number;
+}
+
 export interface HandshakeRun {
   readonly completed: number;
   readonly errors: number;
@@ -13,6 +29,7 @@ export interface HandshakeRun {
   readonly helloBytes: number;
   /** CPU seconds the load generator spent (user + system) during the run. */
   readonly clientCpuS: number;
+  readonly phases: HandshakePhases;
 }
 
 export interface RoundTripRun {

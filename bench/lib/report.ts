@@ -1,3 +1,4 @@
+import type { HandshakePhases } from "./ipc.js";
 import type { MachineInfo } from "./proc.js";
 import type { HandshakeSample, RoundTripSample, TargetResults } from "./results.js";
 import { median } from "./stats.js";
@@ -165,6 +166,28 @@ export function renderReport(input: ReportInput): string {
   busyRow("`health`, sequential", bare.roundTrips.get(1), gw.roundTrips.get(1));
   busyRow(`\`health\`, window ${input.rttWindow}`, bare.roundTrips.get(input.rttWindow), gw.roundTrips.get(input.rttWindow));
   lines.push("");
+
+  const phaseSamples = (t: TargetResults) => t.handshakes.get(top) ?? [];
+  if (phaseSamples(bare).length > 0 && phaseSamples(gw).length > 0) {
+    lines.push(`## Where a handshake's time goes @${top}`, "");
+    lines.push(
+      "Median milliseconds per step, on the load generator's clock (medians of per-run medians). The latency window is the first three steps; the close comes after it. " +
+        "\"TCP up → challenge\" includes the time a connection waits in the server's accept queue before the server takes it: Node's event loop (libuv ≥ 1.45) accepts one connection per iteration, " +
+        "so when a server's core is saturated most of the waiting connections wait there, and the latency approaches concurrency ÷ throughput.",
+      "",
+    );
+    lines.push("| Step | limit (bare ws) | gatewarden |", "|---|---:|---:|");
+    const steps: [string, (p: HandshakePhases) => number][] = [
+      ["`connect()` → TCP up (the load generator's own wait)", (p) => p.tcpMs],
+      ["TCP up → 101 and challenge received (accept queue, upgrade)", (p) => p.challengeMs],
+      ["challenge → hello-ok received (sign, verify, admit)", (p) => p.helloMs],
+      ["close sent → closed (after the latency window)", (p) => p.closeMs],
+    ];
+    for (const [name, pick] of steps) {
+      lines.push(`| ${name} | ${fmt(med(phaseSamples(bare), (s) => pick(s.phases)), 1)} | ${fmt(med(phaseSamples(gw), (s) => pick(s.phases)), 1)} |`);
+    }
+    lines.push("");
+  }
 
   lines.push("## Setup", "");
   for (const note of input.setupNotes) lines.push(`- ${note}`);

@@ -1,3 +1,5 @@
+import type { HandshakePhases } from "./ipc.js";
+
 // What one benchmark run measures for one server. Medians over runs go in the report.
 
 export type TargetName = "bare" | "gatewarden";
@@ -14,6 +16,8 @@ export interface HandshakeSample {
   /** Load generator CPU time / wall time. */
   readonly clientBusy: number;
   readonly helloBytes: number;
+  /** Median time per step of a handshake (load generator's clock). */
+  readonly phases: HandshakePhases;
   readonly errors: number;
   readonly firstError: string | undefined;
   /** Share of the machine's CPU that processes other than the benchmark's used during the phase. */
