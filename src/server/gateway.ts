@@ -254,8 +254,14 @@ export class Gateway implements GatewayRuntime {
   helloOkJson(input: { protocol: number; connId: string; grant: Grant; issued: IssuedToken | undefined }): string {
     const { grant } = input;
     const admin = satisfies(grant.scopes, "operator.admin");
+    // Every field named, not `...input`: a spread copy gets a hidden class of its
+    // own, and one more property then makes a new one for every handshake
+    // (--log-maps), with new inline-cache handlers to match.
     return this.helloOkWriter.payloadJson({
-      ...input,
+      protocol: input.protocol,
+      connId: input.connId,
+      grant,
+      issued: input.issued,
       snapshot: {
         presence: maySeePresence(grant) ? this.sessions.presence() : [],
         health: {},
