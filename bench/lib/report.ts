@@ -167,8 +167,9 @@ export function renderReport(input: ReportInput): string {
   busyRow(`\`health\`, window ${input.rttWindow}`, bare.roundTrips.get(input.rttWindow), gw.roundTrips.get(input.rttWindow));
   lines.push("");
 
-  const phaseSamples = (t: TargetResults) => t.handshakes.get(top) ?? [];
-  if (phaseSamples(bare).length > 0 && phaseSamples(gw).length > 0) {
+  const barePhases = bare.handshakes.get(top) ?? [];
+  const gwPhases = gw.handshakes.get(top) ?? [];
+  if (barePhases.length > 0 && gwPhases.length > 0) {
     lines.push(`## Where a handshake's time goes @${top}`, "");
     lines.push(
       "Median milliseconds per step, on the load generator's clock (medians of per-run medians). The latency window is the first three steps; the close comes after it. " +
@@ -184,7 +185,7 @@ export function renderReport(input: ReportInput): string {
       ["close sent → closed (after the latency window)", (p) => p.closeMs],
     ];
     for (const [name, pick] of steps) {
-      lines.push(`| ${name} | ${fmt(med(phaseSamples(bare), (s) => pick(s.phases)), 1)} | ${fmt(med(phaseSamples(gw), (s) => pick(s.phases)), 1)} |`);
+      lines.push(`| ${name} | ${fmt(med(barePhases, (s) => pick(s.phases)), 1)} | ${fmt(med(gwPhases, (s) => pick(s.phases)), 1)} |`);
     }
     lines.push("");
   }
