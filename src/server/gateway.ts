@@ -35,6 +35,7 @@ import { rawPeerFacts } from "./peer-facts.js";
 import type { GatewayRuntime } from "./runtime.js";
 import { RecentRevocations, revocationOf, revokes, type Revocation } from "./revocations.js";
 import { SessionRegistry } from "./session-registry.js";
+import { LinkedList, type ListEntry } from "./linked-list.js";
 
 export interface GatewayOptions {
   readonly host: string;
@@ -98,8 +99,8 @@ export class Gateway implements GatewayRuntime {
   /** hello-ok payloads; the parts fixed for this process are serialized once. */
   private readonly helloOkWriter: HelloOkWriter;
   private stopping = false;
-  /** Every accepted socket, admitted or not, so shutdown reaches them all. */
-  private readonly sockets = new Set<WebSocket>();
+  /** Every accepted socket, admitted or not, so shutdown reaches them all (a list: see LinkedList). */
+  private readonly sockets = new LinkedList<WebSocket>();
 
   constructor(private readonly options: GatewayOptions) {
     this.store = cacheDeviceReads(options.store);
@@ -223,12 +224,12 @@ export class Gateway implements GatewayRuntime {
         return;
       }
       settled = true;
-      this.sockets.add(ws);
+      const openEntry = this.sockets.push(ws);
       // Browser pages on loopback share one failure budget per address, apart from the
       // address's own: a page cannot lock the local CLI out, and rotating the Origin
       // header buys no fresh budget.
       const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${budgetKey}` : `ip:${budgetKey}`;
-      new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey });
+      new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey, openEntry });
     });
     socket.uncork();
     // Without a verifyClient hook `ws` completes or refuses an upgrade before
@@ -245,8 +246,8 @@ export class Gateway implements GatewayRuntime {
     this.preauthPerIp.release(budgetKey);
   }
 
-  connectionClosed(budgetKey: string, ws?: WebSocket): void {
-    if (ws) this.sockets.delete(ws);
+  connectionClosed(budgetKey: string, openEntry?: ListEntry<WebSocket>): void {
+    if (openEntry) this.sockets.remove(openEntry);
     this.openConnections--;
     this.connectionsPerIp.release(budgetKey);
   }
@@ -378,13 +379,13 @@ export class Gateway implements GatewayRuntime {
     for (const t of this.timers) clearInterval(t);
     this.handshakeDeadlines.close();
     this.sessions.broadcast("shutdown", { reason: "gateway stopping" });
-    for (const ws of this.sockets) ws.close(1001, "gateway stopping");
+    for (const ws of this.sockets.toArray()) ws.close(1001, "gateway stopping");
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeAllConnections();
     // Peers get a moment to answer the close handshake; then the sockets are cut.
     const grace = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
     await Promise.race([closed, grace]);
-    for (const ws of this.sockets) ws.terminate();
+    for (const ws of this.sockets.toArray()) ws.terminate();
     await closed;
   }
 }

@@ -1,9 +1,19 @@
 import { performance } from "node:perf_hooks";
+import { LinkedList, type ListEntry } from "./linked-list.js";
 
 /** What a deadline is kept for: told once its time has passed. */
 export interface Deadline {
   onDeadline(): void;
 }
+
+interface Pending {
+  readonly key: Deadline;
+  /** performance.now() time. */
+  readonly at: number;
+}
+
+/** A deadline `add` set, for `remove`. */
+export type DeadlineEntry = ListEntry<Pending>;
 
 /**
  * Handshake deadlines on one shared timer instead of a timer per socket.
@@ -12,8 +22,8 @@ export interface Deadline {
  * `resolutionMs` late; it never fires early.
  */
 export class HandshakeDeadlines {
-  /** Each key's deadline (performance.now() time), in deadline order. */
-  private readonly pending = new Map<Deadline, number>();
+  /** In deadline order (a list, not a Map: see LinkedList). */
+  private readonly pending = new LinkedList<Pending>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -24,14 +34,14 @@ export class HandshakeDeadlines {
     this.timer.unref();
   }
 
-  /** Call `key.onDeadline()` once `timeoutMs` have passed, unless `remove(key)` comes first. */
-  add(key: Deadline): void {
-    this.pending.delete(key); // re-adding moves the deadline, and keeps the map in deadline order
-    this.pending.set(key, performance.now() + this.timeoutMs);
+  /** Call `key.onDeadline()` once `timeoutMs` have passed, unless `remove` gets the entry first. */
+  add(key: Deadline): DeadlineEntry {
+    return this.pending.push({ key, at: performance.now() + this.timeoutMs });
   }
 
-  remove(key: Deadline): void {
-    this.pending.delete(key);
+  /** Cancel a deadline; harmless once it has fired or was removed. */
+  remove(entry: DeadlineEntry): void {
+    this.pending.remove(entry);
   }
 
   get size(): number {
@@ -40,9 +50,9 @@ export class HandshakeDeadlines {
 
   private sweep(): void {
     const now = performance.now();
-    for (const [key, at] of this.pending) {
-      if (at > now) return;
-      this.pending.delete(key);
+    for (let entry = this.pending.first(); entry?.value !== undefined && entry.value.at <= now; entry = this.pending.first()) {
+      const { key } = entry.value;
+      this.pending.remove(entry);
       key.onDeadline();
     }
   }

@@ -16,6 +16,7 @@ import type { RecentRevocations } from "./revocations.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { HandshakeDeadlines } from "./handshake-deadlines.js";
 import type { WebSocket } from "ws";
+import type { ListEntry } from "./linked-list.js";
 
 /** What a connection needs from the gateway that owns it. */
 export interface GatewayRuntime {
@@ -44,5 +45,5 @@ export interface GatewayRuntime {
   /** A socket's handshake ended (admitted or closed): release its unauthenticated-socket budget. Once per socket. */
   preauthEnded(budgetKey: string): void;
   /** A socket this gateway accepted has closed: release what it held. */
-  connectionClosed(budgetKey: string, ws?: WebSocket): void;
+  connectionClosed(budgetKey: string, openEntry?: ListEntry<WebSocket>): void;
 }

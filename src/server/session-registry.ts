@@ -4,6 +4,7 @@ import type { PresenceEntry } from "../methods/define-method.js";
 import type { ClientId, ClientMode } from "../protocol/enums.js";
 import type { EventFrame } from "../protocol/frames.js";
 import { mayReceive } from "./event-delivery.js";
+import { LinkedList, type ListEntry } from "./linked-list.js";
 
 export interface Session {
   readonly connId: string;
@@ -25,59 +26,67 @@ export interface Session {
  */
 export const PRESENCE_COALESCE_MS = 250;
 
+/** A session in the registry, as `add` returns it; `remove` takes it. */
+export interface RegisteredSession {
+  readonly session: Session;
+}
+
+class Registration implements RegisteredSession {
+  /** Set as soon as the registration is in the list. */
+  entry: ListEntry<Registration> | undefined;
+  constructor(
+    readonly session: Session,
+    readonly presenceEntry: ListEntry<PresenceEntry> | undefined,
+  ) {}
+}
+
 /**
- * The admitted sessions, indexed for the closes that revocation needs.
- * Broadcasts check each receiver's grant and drop slow consumers.
+ * The admitted sessions, for broadcasts and the closes that revocation needs.
+ * Broadcasts check each receiver's grant and drop slow consumers. Lists, not
+ * Maps keyed by connId: a session comes and goes with each handshake (see
+ * LinkedList).
  */
 export class SessionRegistry {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions = new LinkedList<Registration>();
   /**
    * The presence entries of the sessions that have one, in session order.
    * Kept beside `sessions` because every hello-ok snapshots presence: a scan
    * of all sessions made each handshake cost O(open sessions).
    */
-  private readonly presences = new Map<string, PresenceEntry>();
+  private readonly presences = new LinkedList<PresenceEntry>();
   private presenceVersion = 0;
   private presenceBroadcast: NodeJS.Timeout | undefined;
 
   constructor(private readonly maxBufferedBytes: number) {}
 
-  add(session: Session): void {
-    this.sessions.set(session.connId, session);
-    if (session.presence) {
-      this.presences.set(session.connId, session.presence);
-      this.presenceChanged();
-    } else {
-      this.presences.delete(session.connId); // connIds are unique; this keeps the index exact regardless
-    }
+  add(session: Session): RegisteredSession {
+    const registration = new Registration(session, session.presence ? this.presences.push(session.presence) : undefined);
+    registration.entry = this.sessions.push(registration);
+    if (registration.presenceEntry) this.presenceChanged();
+    return registration;
   }
 
-  remove(connId: string): void {
-    const s = this.sessions.get(connId);
-    if (!s) return;
-    this.sessions.delete(connId);
-    if (s.presence) {
-      this.presences.delete(connId);
-      this.presenceChanged();
-    }
+  /** Take a session out; harmless if it is already out. */
+  remove(registered: RegisteredSession): void {
+    const registration = registered as Registration;
+    if (registration.entry === undefined || !this.sessions.remove(registration.entry)) return;
+    if (registration.presenceEntry && this.presences.remove(registration.presenceEntry)) this.presenceChanged();
   }
 
   get size(): number {
     return this.sessions.size;
   }
 
-  all(): IterableIterator<Session> {
-    return this.sessions.values();
-  }
-
   counts(): { total: number; operator: number; node: number } {
     let operator = 0;
-    for (const s of this.sessions.values()) if (s.grant.role === "operator") operator++;
+    this.sessions.forEach((r) => {
+      if (r.session.grant.role === "operator") operator++;
+    });
     return { total: this.sessions.size, operator, node: this.sessions.size - operator };
   }
 
   presence(): PresenceEntry[] {
-    return [...this.presences.values()];
+    return this.presences.toArray();
   }
 
   get stateVersion(): { presence: number; health: number } {
@@ -87,10 +96,10 @@ export class SessionRegistry {
   /** Close every session matching `match`; returns how many. */
   closeWhere(match: (s: Session) => boolean, code: number, reason: string): number {
     let n = 0;
-    for (const s of [...this.sessions.values()]) {
-      if (!match(s)) continue;
-      this.remove(s.connId);
-      s.ws.close(code, reason);
+    for (const r of this.sessions.toArray()) {
+      if (!match(r.session)) continue;
+      this.remove(r);
+      r.session.ws.close(code, reason);
       n++;
     }
     return n;
@@ -101,21 +110,24 @@ export class SessionRegistry {
     // them once, then add each session's seq (fields stay in EventFrame order).
     let head: string | undefined;
     let tail: string | undefined;
-    for (const s of this.sessions.values()) {
+    // A copy: a slow consumer is removed on the way.
+    for (const r of this.sessions.toArray()) {
+      const s = r.session;
       if (!mayReceive(s.grant, event)) continue;
       head ??= JSON.stringify({ type: "event", event, payload } satisfies EventFrame).slice(0, -1);
       tail ??= `,"stateVersion":${JSON.stringify(this.stateVersion)}}`;
-      this.sendText(s, `${head},"seq":${++s.seq}${tail}`);
+      this.sendText(r, `${head},"seq":${++s.seq}${tail}`);
     }
   }
 
-  private sendText(s: Session, text: string): void {
-    if (s.ws.bufferedAmount > this.maxBufferedBytes) {
-      this.remove(s.connId);
-      s.ws.close(1008, "slow consumer");
+  private sendText(r: Registration, text: string): void {
+    const { ws } = r.session;
+    if (ws.bufferedAmount > this.maxBufferedBytes) {
+      this.remove(r);
+      ws.close(1008, "slow consumer");
       return;
     }
-    s.ws.send(text);
+    ws.send(text);
   }
 
   private presenceChanged(): void {
