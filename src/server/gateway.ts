@@ -224,6 +224,7 @@ export class Gateway implements GatewayRuntime {
         return;
       }
       settled = true;
+      closeAfterCloseHandshake(socket, ws);
       const openEntry = this.sockets.push(ws);
       // Browser pages on loopback share one failure budget per address, apart from the
       // address's own: a page cannot lock the local CLI out, and rotating the Origin
@@ -388,6 +389,29 @@ export class Gateway implements GatewayRuntime {
     for (const ws of this.sockets.toArray()) ws.terminate();
     await closed;
   }
+}
+
+/**
+ * Close an upgraded socket as soon as `ws` has ended it, unless `ws` ended it
+ * over a protocol error.
+ *
+ * `ws` ends the socket (our FIN) once the close handshake is done: the peer's
+ * close frame was read, so it sends nothing more. Waiting for the peer's FIN
+ * as well, `ws` then called end() on its receiver and on the socket, both
+ * already finished, building an error with a stack trace each time
+ * (BENCHMARKS.md, sixth round). After a protocol error `ws` ends the
+ * socket without waiting for the peer's close frame; a peer may still be
+ * sending then, and closing would answer it with a reset that can destroy
+ * the close frame it has not read yet, so that socket is left to `ws`.
+ */
+function closeAfterCloseHandshake(socket: Duplex, ws: WebSocket): void {
+  let protocolError = false;
+  ws.once("error", () => {
+    protocolError = true;
+  });
+  socket.once("finish", () => {
+    if (!protocolError) socket.destroy();
+  });
 }
 
 /** The digest the token policy compares against. */
