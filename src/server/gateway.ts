@@ -35,6 +35,7 @@ import { rawPeerFacts } from "./peer-facts.js";
 import type { GatewayRuntime } from "./runtime.js";
 import { RecentRevocations, revocationOf, revokes, type Revocation } from "./revocations.js";
 import { SessionRegistry } from "./session-registry.js";
+import { closeAfterCloseHandshake } from "./close-after-handshake.js";
 import { LinkedList, type ListEntry } from "./linked-list.js";
 
 export interface GatewayOptions {
@@ -389,29 +390,6 @@ export class Gateway implements GatewayRuntime {
     for (const ws of this.sockets.toArray()) ws.terminate();
     await closed;
   }
-}
-
-/**
- * Close an upgraded socket as soon as `ws` has ended it, unless `ws` ended it
- * over a protocol error.
- *
- * `ws` ends the socket (our FIN) once the close handshake is done: the peer's
- * close frame was read, so it sends nothing more. Waiting for the peer's FIN
- * as well, `ws` then called end() on its receiver and on the socket, both
- * already finished, building an error with a stack trace each time
- * (BENCHMARKS.md, sixth round). After a protocol error `ws` ends the
- * socket without waiting for the peer's close frame; a peer may still be
- * sending then, and closing would answer it with a reset that can destroy
- * the close frame it has not read yet, so that socket is left to `ws`.
- */
-function closeAfterCloseHandshake(socket: Duplex, ws: WebSocket): void {
-  let protocolError = false;
-  ws.once("error", () => {
-    protocolError = true;
-  });
-  socket.once("finish", () => {
-    if (!protocolError) socket.destroy();
-  });
 }
 
 /** The digest the token policy compares against. */
