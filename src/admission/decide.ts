@@ -20,7 +20,11 @@ import { checkOrigin } from "./origin.js";
 import { silentLocalApproval } from "./pairing-policy.js";
 import type { AdmissionPolicy } from "./policy.js";
 import { nonBlank, presentedAny, type PresentedSecrets } from "./presented.js";
-import { intersectScopes, normalizeScopes, roleScopes, scopesWithin, validateRequestedScopes } from "./scopes.js";
+import { NO_EFFECTS, type Effect } from "../pairing/effects.js";
+import { effectiveRoles, liveRoleScopes, roleGrant, setRoleGrant } from "../pairing/role-grant.js";
+
+export { effectiveRoles };
+import { intersectScopes, normalizeScopes, scopesWithin, validateRequestedScopes } from "./scopes.js";
 import { NOT_MINE, verified, type AuthFailureReason, type CredentialResult, type VerifiedCredential } from "./verified-credential.js";
 
 /** Facts the server gathered for one `connect`: observed, looked up, or measured. */
@@ -76,16 +80,14 @@ export type Decision =
       readonly kind: "admit";
       readonly grant: Grant;
       readonly protocol: number;
-      /** First pairing approved without an operator: by a bootstrap token or the local policy. */
-      readonly silentApproval?: {
-        readonly via: "bootstrap" | "local-policy";
-        readonly request: PairingRequestSpec;
-        readonly bootstrapId?: string;
-      };
-      /** Mint a device token for this (device, role) and return it in hello-ok. */
-      readonly issueToken?: { readonly deviceId: string; readonly role: Role; readonly scopes: readonly Scope[] };
-      /** A bootstrap token admitted an already-paired device: it is used up all the same (one use, whatever for). */
-      readonly consumeBootstrap?: { readonly bootstrapId: string };
+      /**
+       * What admitting does to the store, carried out in one transaction before
+       * hello-ok (none for most reconnects): a first pairing approved without an
+       * operator, a bootstrap token used up, a device token minted for hello-ok.
+       */
+      readonly effects: readonly Effect[];
+      /** How a first pairing was approved without an operator, if it was (for the audit line). */
+      readonly silentApproval: "bootstrap" | "local-policy" | undefined;
       readonly device: VerifiedDevice | undefined;
     }
   | {
@@ -189,14 +191,35 @@ function unauthorizedContext(claims: Claims, presented: PresentedSecrets): Unaut
   };
 }
 
-/** What the operator approved, for the pairing-required outcomes that report it. */
+/** What the operator approved, for the pairing-required outcomes that report it: live roles and their scopes. */
 function approvedOf(paired: PairedDeviceRecord): { roles: Role[]; scopes: readonly Scope[] } {
-  return { roles: effectiveRoles(paired), scopes: paired.approvedScopes };
+  const roles = effectiveRoles(paired);
+  return { roles, scopes: normalizeScopes(roles.flatMap((r) => liveRoleScopes(paired, r))) };
 }
 
-/** Roles of a paired device that still hold a usable (not revoked) grant. */
-export function effectiveRoles(record: PairedDeviceRecord): Role[] {
-  return record.roles.filter((r) => record.tokens[r]?.revokedAtMs === undefined);
+/**
+ * A first pairing approved without an operator (a bootstrap token the owner
+ * issued, or the owner's local policy): the device is paired with exactly
+ * `scopes`, provided it is still unpaired when this is carried out, and gets
+ * its first token.
+ */
+function silentPairing(spec: PairingRequestSpec, scopes: readonly Scope[], nowMs: number, requestId: string, bootstrapHash: string | undefined): Effect[] {
+  const { deviceId } = spec;
+  const device = setRoleGrant(
+    { ...spec.metadata, deviceId, publicKey: spec.publicKey, roles: [], approvedScopes: [], tokens: {}, createdAtMs: nowMs, approvedAtMs: nowMs },
+    spec.role,
+    { kind: "set", scopes },
+    nowMs,
+  );
+  return [
+    { kind: "require-device", deviceId, record: undefined },
+    ...(bootstrapHash !== undefined ? [{ kind: "consume-bootstrap", tokenHash: bootstrapHash, deviceId } as const] : []),
+    { kind: "put-device", device },
+    { kind: "delete-pending-for-device", deviceId },
+    // The socket's nonce names this approval: unique, random, and already the server's.
+    { kind: "record-change", change: { kind: "pairing.resolved", requestId, deviceId, decision: "approved" } },
+    { kind: "mint-token", deviceId, role: spec.role },
+  ];
 }
 
 /**
@@ -279,6 +302,8 @@ export function decideAdmission(input: AdmissionInput): Decision {
       kind: "admit",
       grant: grantFrom(credential, role, intersectScopes(requested, credential.scopes), device?.deviceId),
       protocol,
+      effects: NO_EFFECTS,
+      silentApproval: undefined,
       device,
     };
   }
@@ -298,7 +323,7 @@ export function decideAdmission(input: AdmissionInput): Decision {
       );
     }
     // A shared secret, a trusted proxy or an open gateway proves no device: no scopes.
-    return { kind: "admit", grant: grantFrom(credential, role, [], undefined), protocol, device };
+    return { kind: "admit", grant: grantFrom(credential, role, [], undefined), protocol, effects: NO_EFFECTS, silentApproval: undefined, device };
   }
 
   const record = facts.pairedDevice;
@@ -307,24 +332,26 @@ export function decideAdmission(input: AdmissionInput): Decision {
   if (!paired) {
     if (credential.kind === "bootstrap-token") {
       const scopes = intersectScopes(requested, credential.scopes);
+      const spec = pairingSpec(device, role, requested, "not-paired", false, claims, peer);
       return {
         kind: "admit",
         grant: grantFrom(credential, role, scopes, device.deviceId),
         protocol,
+        effects: silentPairing(spec, scopes, facts.nowMs, facts.challengeNonce, credential.tokenHash),
+        silentApproval: "bootstrap",
         device,
-        silentApproval: { via: "bootstrap", request: { ...pairingSpec(device, role, requested, "not-paired", false, claims, peer), scopes }, bootstrapId: credential.id },
-        issueToken: { deviceId: device.deviceId, role, scopes },
       };
     }
     const silent = silentLocalApproval(policy.silentLocalPairing, peer, credential, "not-paired", role, requested);
     if (silent) {
+      const spec = pairingSpec(device, role, requested, "not-paired", false, claims, peer);
       return {
         kind: "admit",
         grant: grantFrom(credential, role, silent.scopes, device.deviceId),
         protocol,
+        effects: silentPairing(spec, silent.scopes, facts.nowMs, facts.challengeNonce, undefined),
+        silentApproval: "local-policy",
         device,
-        silentApproval: { via: "local-policy", request: { ...pairingSpec(device, role, requested, "not-paired", false, claims, peer), scopes: silent.scopes } },
-        issueToken: { deviceId: device.deviceId, role, scopes: silent.scopes },
       };
     }
     return { kind: "pairing-required", request: pairingSpec(device, role, requested, "not-paired", false, claims, peer), approved: undefined, credential };
@@ -338,7 +365,8 @@ export function decideAdmission(input: AdmissionInput): Decision {
   ) {
     return { kind: "pairing-required", request: pairingSpec(device, role, requested, "metadata-upgrade", true, claims, peer), approved: approvedOf(paired), credential };
   }
-  if (!paired.roles.includes(role) || paired.tokens[role]?.revokedAtMs !== undefined) {
+  const grant = roleGrant(paired, role);
+  if (!grant || grant.revoked) {
     // Not an effective role of this device (effectiveRoles): never approved, or its token revoked.
     return { kind: "pairing-required", request: pairingSpec(device, role, requested, "role-upgrade", true, claims, peer), approved: approvedOf(paired), credential };
   }
@@ -346,23 +374,29 @@ export function decideAdmission(input: AdmissionInput): Decision {
     // A token admits the role it was issued for; this role has a token of its own.
     return reject("credential", unauthorizedError("device_token_mismatch", unauthorizedContext(claims, presented)));
   }
-  if (!scopesWithin(requested, paired.approvedScopes)) {
+  if (!scopesWithin(requested, grant.scopes)) {
     return { kind: "pairing-required", request: pairingSpec(device, role, requested, "scope-upgrade", true, claims, peer), approved: approvedOf(paired), credential };
   }
 
-  // A bootstrap token is for first pairings; on a paired device it proves nothing more.
-  const allowed = credential.kind === "device-token" ? credential.scopes : paired.approvedScopes;
-  const scopes = intersectScopes(requested, allowed);
-  const grant = grantFrom(credential, role, scopes, device.deviceId);
-  if (credential.kind === "device-token") return { kind: "admit", grant, protocol, device };
-  return {
-    kind: "admit",
-    grant,
-    protocol,
-    device,
-    // The client proved the device key plus another credential: hand it a fresh
-    // token for its approved grant (tokens are stored hashed, so never re-sent).
-    issueToken: { deviceId: device.deviceId, role, scopes: paired.tokens[role]?.scopes ?? roleScopes(role, paired.approvedScopes) },
-    ...(credential.kind === "bootstrap-token" ? { consumeBootstrap: { bootstrapId: credential.id } } : {}),
-  };
+  if (credential.kind === "device-token") {
+    return { kind: "admit", grant: grantFrom(credential, role, intersectScopes(requested, credential.scopes), device.deviceId), protocol, effects: NO_EFFECTS, silentApproval: undefined, device };
+  }
+  if (credential.kind === "bootstrap-token") {
+    // A bootstrap token is for first pairings: on a paired device it admits at
+    // most its own profile, is used up, and mints nothing.
+    const scopes = intersectScopes(intersectScopes(requested, grant.scopes), credential.scopes);
+    const effects: Effect[] = [
+      { kind: "require-device", deviceId: device.deviceId, record: paired },
+      { kind: "consume-bootstrap", tokenHash: credential.tokenHash, deviceId: device.deviceId },
+    ];
+    return { kind: "admit", grant: grantFrom(credential, role, scopes, device.deviceId), protocol, effects, silentApproval: undefined, device };
+  }
+  // The client proved the device key plus another credential: hand it a fresh
+  // token for the role's grant (tokens are stored hashed, so never re-sent),
+  // provided the grant is still the one decided on.
+  const effects: Effect[] = [
+    { kind: "require-device", deviceId: device.deviceId, record: paired },
+    { kind: "mint-token", deviceId: device.deviceId, role },
+  ];
+  return { kind: "admit", grant: grantFrom(credential, role, intersectScopes(requested, grant.scopes), device.deviceId), protocol, effects, silentApproval: undefined, device };
 }

@@ -5,7 +5,7 @@ declare const credentialBrand: unique symbol;
 export type CredentialData =
   | { readonly kind: "shared-secret"; readonly method: "token" | "password" }
   | { readonly kind: "device-token"; readonly deviceId: string; readonly role: Role; readonly scopes: readonly Scope[] }
-  | { readonly kind: "bootstrap-token"; readonly id: string; readonly roles: readonly Role[]; readonly scopes: readonly Scope[] }
+  | { readonly kind: "bootstrap-token"; readonly id: string; readonly tokenHash: string; readonly roles: readonly Role[]; readonly scopes: readonly Scope[] }
   | { readonly kind: "backend"; readonly id: string; readonly name: string; readonly scopes: readonly Scope[] }
   | { readonly kind: "trusted-proxy"; readonly user: string }
   | { readonly kind: "open" };

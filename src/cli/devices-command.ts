@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { systemClock, systemRandom } from "../clock.js";
 import { approvePairing, rejectPairing } from "../pairing/approve.js";
 import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
-import type { Approver } from "../pairing/approver.js";
+import { OWNER } from "../pairing/actor.js";
 import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
 import type { Result } from "../result.js";
 import { pairedToWire, pendingToWire } from "../methods/wire-records.js";
@@ -11,8 +11,6 @@ import { ago, printJson, short, table } from "./output.js";
 import { resolveId } from "./resolve-id.js";
 import type { StateDirOption } from "./state-dir-option.js";
 
-// The machine's owner approves with the full authority of the store it opened.
-const OWNER: Approver = { kind: "owner" };
 
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new CliError(r.error.message);

@@ -1,6 +1,6 @@
 import { FormatRegistry, Type } from "@sinclair/typebox";
 import { satisfies } from "../admission/scopes.js";
-import type { Approver } from "../pairing/approver.js";
+import type { Actor } from "../pairing/actor.js";
 import { approvePairing, rejectPairing } from "../pairing/approve.js";
 import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
 import { ROLES, isKnownScope, type Scope } from "../protocol/enums.js";
@@ -21,7 +21,7 @@ const role = LiteralUnion(ROLES);
 FormatRegistry.Set("scope", isKnownScope);
 const scopes = Type.Array(Type.Unsafe<Scope>(Type.String({ minLength: 1, maxLength: 128, format: "scope" })), { maxItems: 64 });
 
-export function approverOf(caller: CallerSession): Approver {
+export function actorOf(caller: CallerSession): Actor {
   return { kind: "session", scopes: caller.grant.scopes, credential: caller.grant.credential, deviceId: caller.grant.deviceId };
 }
 
@@ -55,7 +55,7 @@ export const devicePairApprove = defineMethod({
   requires: PAIRING,
   params: ClosedObject({ requestId: id }),
   async handler(p, caller, services) {
-    const r = await changed(services, approvePairing(services.store, p.requestId, approverOf(caller), services.clock.now()));
+    const r = await changed(services, approvePairing(services.store, p.requestId, actorOf(caller), services.clock.now()));
     return r.ok ? ok({ requestId: r.value.requestId, device: pairedToWire(r.value.device) }) : r;
   },
 });
@@ -64,14 +64,14 @@ export const devicePairReject = defineMethod({
   name: "device.pair.reject",
   requires: PAIRING,
   params: ClosedObject({ requestId: id }),
-  handler: (p, caller, services) => changed(services, rejectPairing(services.store, p.requestId, approverOf(caller), services.clock.now())),
+  handler: (p, caller, services) => changed(services, rejectPairing(services.store, p.requestId, actorOf(caller), services.clock.now())),
 });
 
 export const devicePairRemove = defineMethod({
   name: "device.pair.remove",
   requires: PAIRING,
   params: ClosedObject({ deviceId: id }),
-  handler: (p, caller, services) => changed(services, removeDevice(services.store, p.deviceId, approverOf(caller), services.clock.now())),
+  handler: (p, caller, services) => changed(services, removeDevice(services.store, p.deviceId, actorOf(caller), services.clock.now())),
 });
 
 export const deviceTokenRotate = defineMethod({
@@ -80,7 +80,7 @@ export const deviceTokenRotate = defineMethod({
   params: ClosedObject({ deviceId: id, role, scopes: Type.Optional(scopes) }),
   async handler(p, caller, services) {
     const params = { deviceId: p.deviceId, role: p.role, ...(p.scopes ? { scopes: p.scopes } : {}) };
-    return changed(services, rotateDeviceToken(services.store, params, approverOf(caller), { nowMs: services.clock.now(), random: services.random }));
+    return changed(services, rotateDeviceToken(services.store, params, actorOf(caller), { nowMs: services.clock.now(), random: services.random }));
   },
 });
 
@@ -89,7 +89,7 @@ export const deviceTokenRevoke = defineMethod({
   requires: PAIRING,
   params: ClosedObject({ deviceId: id, role }),
   async handler(p, caller, services) {
-    return changed(services, revokeDeviceToken(services.store, { deviceId: p.deviceId, role: p.role }, approverOf(caller), services.clock.now()));
+    return changed(services, revokeDeviceToken(services.store, { deviceId: p.deviceId, role: p.role }, actorOf(caller), services.clock.now()));
   },
 });
 

@@ -45,21 +45,6 @@ export async function createBootstrapToken(
   return ok({ token, record });
 }
 
-/**
- * Use up a bootstrap token inside a store transaction: it must exist, be
- * unconsumed and unexpired. Whatever it admitted (a first pairing or an
- * already-paired device), a second use finds it consumed and fails.
- */
-export async function consumeBootstrapIn(tx: StoreWriter, tokenHash: string, deviceId: string, nowMs: number): Promise<Result<BootstrapRecord>> {
-  const boot = await tx.getBootstrapByTokenHash(tokenHash);
-  if (!boot || boot.consumedAtMs !== undefined || nowMs >= boot.expiresAtMs) {
-    return err(invalidRequest("AUTH_BOOTSTRAP_TOKEN_INVALID", "unauthorized: bootstrap token invalid or expired (scan a fresh setup code)"));
-  }
-  const consumed: BootstrapRecord = { ...boot, consumedAtMs: nowMs, consumedByDeviceId: deviceId };
-  await tx.putBootstrap(consumed);
-  return ok(consumed);
-}
-
 /** Setup code as upstream encodes it: base64url of `{"url","bootstrapToken"}`. */
 export function setupCode(url: string, token: string): string {
   return Buffer.from(JSON.stringify({ url, bootstrapToken: token }), "utf8").toString("base64url");

@@ -98,7 +98,7 @@ function recordOf(entry: AuditEntry): AuditRecord {
     scopes: admit?.grant.scopes,
     deviceId: admit ? admit.grant.deviceId : pairing?.request.deviceId,
     principal: admit?.grant.principal,
-    silentApproval: admit?.silentApproval?.via,
+    silentApproval: admit?.silentApproval,
     reason: pairing?.request.reason,
     requestId: pairing ? entry.requestId : undefined,
     note: entry.note,

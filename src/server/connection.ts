@@ -8,9 +8,7 @@ import { secretDigestHex } from "../admission/secret-digest.js";
 import { pairingRequiredError } from "../admission/auth-errors.js";
 import { authorize } from "../methods/authorize.js";
 import type { CallerSession, PresenceEntry } from "../methods/define-method.js";
-import { approveSilently } from "../pairing/approve.js";
-import { consumeBootstrapIn } from "../pairing/bootstrap-tokens.js";
-import { issueDeviceToken, type IssuedToken } from "../pairing/device-tokens.js";
+import { carryOut, type IssuedToken } from "../pairing/effects.js";
 import { requestPairing } from "../pairing/request-pairing.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import { ConnectParamsValidator, ReqFrameValidator, parseJson, type ConnectParams } from "../protocol/frames.js";
@@ -286,7 +284,7 @@ export class Connection {
       return "done";
     }
     if (decision.kind === "pairing-required") return this.requestPairing(reqId, claims, decision);
-    if (decision.silentApproval || decision.consumeBootstrap || decision.issueToken) return this.admit(reqId, claims, presented, decision, revocationMark);
+    if (decision.effects.length > 0) return this.admit(reqId, claims, decision, revocationMark);
     return this.register(reqId, claims, decision, revocationMark, undefined);
   }
 
@@ -318,41 +316,18 @@ export class Connection {
     return "done";
   }
 
-  private async admit(
-    reqId: string,
-    claims: Claims,
-    presented: PresentedSecrets,
-    decision: Extract<Decision, { kind: "admit" }>,
-    revocationMark: number,
-  ): Promise<Outcome> {
+  /** Admitting changes the store: the decision's effects, in one transaction, then the session. */
+  private async admit(reqId: string, claims: Claims, decision: Extract<Decision, { kind: "admit" }>, revocationMark: number): Promise<Outcome> {
     const { rt } = this;
-    const bootstrap = nonBlank(presented.bootstrapToken);
-    const bootstrapHash = bootstrap === undefined ? "" : secretDigestHex(bootstrap);
-    if (decision.silentApproval) {
-      const via = decision.silentApproval.via === "bootstrap" ? ({ kind: "bootstrap", tokenHash: bootstrapHash } as const) : ({ kind: "local-policy" } as const);
-      const approved = await approveSilently(rt.store, decision.silentApproval.request, via, { nowMs: rt.clock.now(), requestId: rt.random.uuid() });
-      if (!approved.ok) {
-        this.refuse(claims, reqId, "pairing", approved.error, "silent approval failed");
-        return "done";
-      }
-      rt.storeChanged();
-    } else if (decision.consumeBootstrap) {
-      const deviceId = decision.grant.deviceId ?? "";
-      const used = await rt.store.transact((tx) => consumeBootstrapIn(tx, bootstrapHash, deviceId, rt.clock.now()));
-      if (!used.ok) {
-        this.refuse(claims, reqId, "credential", used.error, "bootstrap token already used");
-        return "done";
-      }
+    const applied = await carryOut(rt.store, decision.effects, { nowMs: rt.clock.now(), random: rt.random });
+    if (!applied.ok) {
+      // The facts changed since the decision (an approval, a revocation, a racing first pairing): decide again.
+      if (applied.stale) return "revoked-meanwhile";
+      this.refuse(claims, reqId, "credential", applied.error);
+      return "done";
     }
-    let issued: IssuedToken | undefined;
-    if (decision.issueToken) {
-      const r = await issueDeviceToken(rt.store, decision.issueToken.deviceId, decision.issueToken.role, decision.issueToken.scopes, {
-        nowMs: rt.clock.now(),
-        random: rt.random,
-      });
-      if (r.ok) issued = r.value;
-    }
-    return this.register(reqId, claims, decision, revocationMark, issued);
+    if (decision.silentApproval) rt.storeChanged();
+    return this.register(reqId, claims, decision, revocationMark, applied.value);
   }
 
   /** The admission itself: register the session, send hello-ok, audit. */

@@ -16,7 +16,7 @@ import { MethodRegistry } from "../methods/registry.js";
 import { SYSTEM_METHODS } from "../methods/system-methods.js";
 import { HOST_METHODS } from "../methods/host-methods.js";
 import { pendingToWire } from "../methods/wire-records.js";
-import type { IssuedToken } from "../pairing/device-tokens.js";
+import type { IssuedToken } from "../pairing/effects.js";
 import type { PairingLimits } from "../pairing/limits.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import { cacheDeviceReads, type DeviceReadCachingStore } from "../store/device-read-cache.js";

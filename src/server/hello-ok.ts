@@ -1,6 +1,6 @@
 import type { Grant } from "../admission/grant.js";
 import type { PresenceEntry } from "../methods/define-method.js";
-import type { IssuedToken } from "../pairing/device-tokens.js";
+import type { IssuedToken } from "../pairing/effects.js";
 
 // The hello-ok payload for each negotiated protocol (spec §11.1, §16).
 //

@@ -5,7 +5,7 @@ import type { Clock, Random } from "../clock.js";
 import type { ParsedPublicKey } from "../identity/device-key.js";
 import type { MethodServices } from "../methods/define-method.js";
 import type { MethodRegistry } from "../methods/registry.js";
-import type { IssuedToken } from "../pairing/device-tokens.js";
+import type { IssuedToken } from "../pairing/effects.js";
 import type { PairingLimits } from "../pairing/limits.js";
 import type { DeviceReadCachingStore } from "../store/device-read-cache.js";
 import type { FailedAuthLimiter } from "./failed-auth-limiter.js";

@@ -12,6 +12,7 @@ import { CLIENT_IDS, CLIENT_MODES, OPERATOR_SCOPES, type ClientId, type ClientMo
 import type { BootstrapRecord, PairedDeviceRecord } from "../../src/store/records.js";
 import { createTestDevices, deviceProof, pemForRawKey, SMALL_ORDER_POINTS_HEX, type TestDevice } from "../support/device.js";
 import {
+  admitEffects,
   BACKEND_SECRET,
   BOOTSTRAP_TOKEN,
   NOW_MS,
@@ -323,8 +324,8 @@ function outcome(d: Decision): unknown {
         principal: d.grant.principal,
         backendId: d.grant.backendId,
         protocol: d.protocol,
-        silent: d.silentApproval ? { via: d.silentApproval.via, scopes: d.silentApproval.request.scopes, role: d.silentApproval.request.role } : undefined,
-        issueToken: d.issueToken,
+        silent: d.silentApproval ? { via: d.silentApproval, scopes: admitEffects(d).pairedScopes } : undefined,
+        mints: admitEffects(d).mints,
       };
     case "pairing-required":
       return { kind: d.kind, reason: d.request.reason, role: d.request.role, scopes: d.request.scopes, isRepair: d.request.isRepair, approved: d.approved, credential: d.credential.kind };
@@ -451,8 +452,8 @@ describe("decideAdmission properties", () => {
         assert.deepEqual([...d.grant.scopes], [...new Set(d.grant.scopes)].sort(), "grant scopes normalized");
         if (d.grant.deviceId !== undefined) assert.equal(d.grant.deviceId, deviceOf(s)?.id);
         if (d.silentApproval) {
-          assert.deepEqual(d.silentApproval.request.scopes, d.grant.scopes);
-          assert.deepEqual(d.issueToken?.scopes, d.grant.scopes);
+          assert.deepEqual(admitEffects(d).pairedScopes, d.grant.scopes);
+          assert.deepEqual(admitEffects(d).mints, { deviceId: d.grant.deviceId, role: d.grant.role });
         }
         assert.equal(s.lockout, false, "admitted during a lockout");
       }),

@@ -8,6 +8,7 @@ import { toWireError } from "../../src/protocol/gateway-error.js";
 import type { Scope } from "../../src/protocol/enums.js";
 import { createTestDevice } from "../support/device.js";
 import {
+  admitEffects,
   ALL_OPERATOR_SCOPES,
   BACKEND_CLIENT_CLAIM,
   BACKEND_SECRET,
@@ -63,7 +64,7 @@ describe("decideAdmission: seed scenario (gateway-client/backend + shared secret
     assert.equal(d.grant.authMethod, "token");
     assert.equal(d.grant.deviceId, undefined);
     assert.equal(d.device, undefined);
-    assert.equal(d.issueToken, undefined);
+    assert.equal(admitEffects(d).mints, undefined);
     assert.equal(d.silentApproval, undefined);
     assert.equal(d.protocol, 3);
   });
@@ -132,7 +133,7 @@ describe("decideAdmission: registered backend credential (the one pairing-free p
     });
     assert.equal(d.grant.principal, "ci-runner");
     assert.equal(d.grant.authMethod, "token");
-    assert.equal(d.issueToken, undefined);
+    assert.equal(admitEffects(d).mints, undefined);
   });
 
   it("asking for admin when the backend holds read+write grants nothing above read+write", () => {
@@ -152,7 +153,7 @@ describe("decideAdmission: registered backend credential (the one pairing-free p
     assert.equal(d.grant.deviceId, fresh.id);
     assert.equal(d.device?.deviceId, fresh.id);
     assert.equal(d.silentApproval, undefined);
-    assert.equal(d.issueToken, undefined);
+    assert.equal(admitEffects(d).mints, undefined);
   });
 
   it("does not depend on the client.id/mode claim, nor on locality", () => {
@@ -197,18 +198,17 @@ describe("decideAdmission: silent local pairing (A09)", () => {
 
   it("A09 never grants above the default ceiling: a fresh device asking for admin is approved with []", () => {
     const d = assertAdmit(decide(SILENT), { scopes: [], credential: "shared-secret" });
-    assert.equal(d.silentApproval?.via, "local-policy");
-    assert.deepEqual(d.silentApproval?.request.scopes, []);
-    assert.equal(d.silentApproval?.request.reason, "not-paired");
-    assert.deepEqual(d.issueToken, { deviceId: fresh.id, role: "operator", scopes: [] });
+    assert.equal(d.silentApproval, "local-policy");
+    assert.deepEqual(admitEffects(d).pairedScopes, []);
+    assert.deepEqual(admitEffects(d).mints, { deviceId: fresh.id, role: "operator" });
   });
 
   it("A09 approves the part of the request under the ceiling, and the grant, the pairing and the token agree (A13)", () => {
     const d = assertAdmit(decide(withSeed({ ...SILENT, claims: { requestedScopes: [...ALL_OPERATOR_SCOPES] } })), {
       scopes: ["operator.approvals", "operator.pairing", "operator.read", "operator.write"],
     });
-    assert.deepEqual(d.silentApproval?.request.scopes, d.grant.scopes);
-    assert.deepEqual(d.issueToken?.scopes, d.grant.scopes);
+    assert.deepEqual(admitEffects(d).pairedScopes, d.grant.scopes);
+    assert.deepEqual(admitEffects(d).mints, { deviceId: fresh.id, role: "operator" });
     for (const s of d.grant.scopes) assert.ok(satisfies(["operator.read", "operator.write", "operator.approvals", "operator.pairing"], s));
   });
 
@@ -268,7 +268,7 @@ describe("decideAdmission: paired devices", () => {
     const d = assertAdmit(decide(base()), { role: "operator", scopes: ["operator.read"], credential: "device-token" });
     assert.equal(d.grant.authMethod, "device-token");
     assert.equal(d.grant.deviceId, paired.id);
-    assert.equal(d.issueToken, undefined);
+    assert.equal(admitEffects(d).mints, undefined);
   });
 
   it("the device token may travel in auth.token alone (as the upstream client sends it)", () => {
@@ -357,7 +357,8 @@ describe("decideAdmission: paired devices", () => {
       scopes: ["operator.read"],
       credential: "shared-secret",
     });
-    assert.deepEqual(d.issueToken, { deviceId: paired.id, role: "operator", scopes: ["operator.read", "operator.write"] });
+    assert.deepEqual(admitEffects(d).mints, { deviceId: paired.id, role: "operator" }, "a token for the role's whole grant (the applier mints it from the record)");
+    assert.deepEqual(d.effects[0], { kind: "require-device", deviceId: paired.id, record }, "only while the record is the one decided on");
   });
 
   it("approved write satisfies a request for read", () => {
@@ -365,12 +366,16 @@ describe("decideAdmission: paired devices", () => {
     assertAdmit(decide(base({ claims: { requestedScopes: ["operator.read"] }, facts: { pairedDevice: record } })), { scopes: ["operator.read"] });
   });
 
-  it("a device token narrower than the approved baseline narrows the session, never widens it", () => {
+  it("a token narrowed below the approved baseline is the role's grant: asking for more is a scope upgrade, with any credential", () => {
     const record = pairedDeviceRecord(paired, {
       approvedScopes: ["operator.read", "operator.write"],
       tokens: { operator: { token: DEVICE_TOKEN, scopes: ["operator.read"] } },
     });
-    assertAdmit(decide(base({ claims: { requestedScopes: ["operator.write", "operator.read"] }, facts: { pairedDevice: record } })), { scopes: ["operator.read"] });
+    const wider = { requestedScopes: ["operator.write", "operator.read"] as Scope[] };
+    assertPairingRequired(decide(base({ claims: wider, facts: { pairedDevice: record } })), "scope-upgrade");
+    assertPairingRequired(decide(base({ claims: wider, presented: { token: SHARED_TOKEN }, facts: { pairedDevice: record } })), "scope-upgrade");
+    assertAdmit(decide(base({ claims: { requestedScopes: ["operator.read"] }, facts: { pairedDevice: record } })), { scopes: ["operator.read"] });
+    assertAdmit(decide(base({ claims: { requestedScopes: ["operator.read"] }, presented: { token: SHARED_TOKEN }, facts: { pairedDevice: record } })), { scopes: ["operator.read"] });
   });
 
   it("a changed platform or deviceFamily (after normalization) needs a metadata-upgrade approval", () => {
@@ -405,10 +410,10 @@ describe("decideAdmission: bootstrap tokens", () => {
       credential: "bootstrap-token",
     });
     assert.equal(d.grant.authMethod, "bootstrap-token");
-    assert.equal(d.silentApproval?.via, "bootstrap");
-    assert.equal(d.silentApproval?.bootstrapId, "bootstrap-1");
-    assert.deepEqual(d.silentApproval?.request.scopes, ["operator.read"]);
-    assert.deepEqual(d.issueToken, { deviceId: fresh.id, role: "operator", scopes: ["operator.read"] });
+    assert.equal(d.silentApproval, "bootstrap");
+    assert.equal(admitEffects(d).consumesBootstrap, bootstrapRecord().tokenHash);
+    assert.deepEqual(admitEffects(d).pairedScopes, ["operator.read"]);
+    assert.deepEqual(admitEffects(d).mints, { deviceId: fresh.id, role: "operator" });
   });
 
   it("works for the node role", () => {

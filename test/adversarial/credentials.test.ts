@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { verifySharedSecret } from "../../src/admission/credentials/shared-secret.js";
 import { secretDigest } from "../../src/admission/secret-digest.js";
 import {
+  admitEffects,
   BOOTSTRAP_TOKEN,
   SHARED_TOKEN,
   assertAdmit,
@@ -273,14 +274,15 @@ describe("A21–A28 credentials and tokens over real sockets", () => {
     const device = createTestDevice();
     const opts = { device, presented: { bootstrapToken: BOOTSTRAP_TOKEN }, claims: { requestedScopes: ["operator.read"] as const } };
     const first = assertAdmit(decide({ ...opts, facts: { bootstrap: bootstrapRecord() } }), { credential: "bootstrap-token" });
-    assert.equal(first.silentApproval?.via, "bootstrap", "a first pairing consumes it with the pairing");
-    assert.equal(first.silentApproval?.bootstrapId, "bootstrap-1");
+    assert.equal(first.silentApproval, "bootstrap", "a first pairing consumes it with the pairing");
+    assert.equal(admitEffects(first).consumesBootstrap, bootstrapRecord().tokenHash);
     const repeat = assertAdmit(decide({ ...opts, facts: { bootstrap: bootstrapRecord(), pairedDevice: pairedDeviceRecord(device, { approvedScopes: ["operator.read"] }) } }), {
       credential: "bootstrap-token",
       scopes: ["operator.read"],
     });
     assert.equal(repeat.silentApproval, undefined);
-    assert.deepEqual(repeat.consumeBootstrap, { bootstrapId: "bootstrap-1" }, "an already-paired device uses it up too");
+    assert.equal(admitEffects(repeat).consumesBootstrap, bootstrapRecord().tokenHash, "an already-paired device uses it up too");
+    assert.equal(admitEffects(repeat).mints, undefined, "and is handed no token: the bootstrap profile is not its grant");
   });
 
   it("A27 two devices racing with one bootstrap token: exactly one is paired", async () => {

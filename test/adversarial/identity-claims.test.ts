@@ -4,6 +4,7 @@ import type { Decision } from "../../src/admission/decide.js";
 import { CLIENT_IDS, CLIENT_MODES, type Scope } from "../../src/protocol/enums.js";
 import { ConnectParamsValidator } from "../../src/protocol/frames.js";
 import {
+  admitEffects,
   ALL_OPERATOR_SCOPES,
   BACKEND_SECRET,
   BOOTSTRAP_TOKEN,
@@ -226,7 +227,7 @@ type Summary =
 
 function summarize(d: Decision): Summary {
   if (d.kind === "admit") {
-    return { kind: "admit", role: d.grant.role, scopes: d.grant.scopes, credential: d.grant.credential, silent: d.silentApproval?.via, issue: d.issueToken?.scopes };
+    return { kind: "admit", role: d.grant.role, scopes: d.grant.scopes, credential: d.grant.credential, silent: d.silentApproval, issue: admitEffects(d).pairedScopes };
   }
   if (d.kind === "pairing-required") {
     return { kind: "pairing-required", reason: d.request.reason, role: d.request.role, scopes: d.request.scopes, credential: d.credential.kind };

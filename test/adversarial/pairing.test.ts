@@ -140,8 +140,8 @@ describe("A29–A33 pairing over real sockets", () => {
     const backend = addBackend(gw, "a31-approver", ["operator.read", "operator.pairing"], ledger);
     const before = listDevices(gw);
     const attempts: [string, Parameters<typeof openConnect>[1], string][] = [
-      // a device-token session acts only on its own device
-      ["paired device with its device token", { device: approver, scopes: ["operator.read", "operator.pairing"], auth: { deviceToken } }, "FORBIDDEN"],
+      // a device-token session acts only on its own device: another device's request does not exist for it (A60)
+      ["paired device with its device token", { device: approver, scopes: ["operator.read", "operator.pairing"], auth: { deviceToken } }, "NOT_FOUND"],
       ["paired device with the shared token", { device: approver, scopes: ["operator.read", "operator.pairing"], auth: { token: gw.token! } }, "MISSING_SCOPE"],
       ["backend credential", { scopes: ["operator.read", "operator.pairing"], auth: { token: backend } }, "MISSING_SCOPE"],
     ];

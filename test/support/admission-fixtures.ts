@@ -9,6 +9,7 @@ import type { PresentedSecrets } from "../../src/admission/presented.js";
 import type { DetailCode, PairingReason } from "../../src/protocol/error-codes.js";
 import type { Role, Scope } from "../../src/protocol/enums.js";
 import type { BackendRecord, BootstrapRecord, DeviceTokenRecord, PairedDeviceRecord } from "../../src/store/records.js";
+import { liveRoleScopes } from "../../src/pairing/role-grant.js";
 import { deviceProof, type SignConnectInput, type TestDevice } from "./device.js";
 
 // Default facts, policy and claims for admission tests, plus builders for the
@@ -330,3 +331,26 @@ export function assertReject(d: Decision, detailCode?: DetailCode, closeCode = 1
 }
 
 export { describeDecision };
+
+/** What an admit decision does to the store, read off its effects. */
+export interface AdmitEffects {
+  /** The record a silent first pairing writes, and its grant for the admitted role. */
+  readonly paired: PairedDeviceRecord | undefined;
+  readonly pairedScopes: readonly Scope[] | undefined;
+  /** The (device, role) a token is minted for and handed out in hello-ok. */
+  readonly mints: { readonly deviceId: string; readonly role: Role } | undefined;
+  /** The digest of the bootstrap token used up. */
+  readonly consumesBootstrap: string | undefined;
+}
+
+export function admitEffects(d: Extract<Decision, { kind: "admit" }>): AdmitEffects {
+  let paired: PairedDeviceRecord | undefined;
+  let mints: AdmitEffects["mints"];
+  let consumesBootstrap: string | undefined;
+  for (const e of d.effects) {
+    if (e.kind === "put-device") paired = e.device;
+    if (e.kind === "mint-token") mints = { deviceId: e.deviceId, role: e.role };
+    if (e.kind === "consume-bootstrap") consumesBootstrap = e.tokenHash;
+  }
+  return { paired, pairedScopes: paired ? liveRoleScopes(paired, d.grant.role) : undefined, mints, consumesBootstrap };
+}

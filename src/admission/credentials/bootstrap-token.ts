@@ -27,5 +27,5 @@ export function verifyBootstrapToken(
   ) {
     return rejected("bootstrap_token_invalid");
   }
-  return verified({ kind: "bootstrap-token", id: record.id, roles: record.roles, scopes: record.scopes });
+  return verified({ kind: "bootstrap-token", id: record.id, tokenHash: record.tokenHash, roles: record.roles, scopes: record.scopes });
 }
