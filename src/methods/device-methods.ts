@@ -1,6 +1,5 @@
 import { FormatRegistry, Type } from "@sinclair/typebox";
-import { satisfies } from "../admission/scopes.js";
-import type { Actor } from "../pairing/actor.js";
+import { actorOf as actorOfGrant, mayActOn } from "../pairing/actor.js";
 import { approvePairing, rejectPairing } from "../pairing/approve.js";
 import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
 import { ROLES, isKnownScope, type Scope } from "../protocol/enums.js";
@@ -21,14 +20,12 @@ const role = LiteralUnion(ROLES);
 FormatRegistry.Set("scope", isKnownScope);
 const scopes = Type.Array(Type.Unsafe<Scope>(Type.String({ minLength: 1, maxLength: 128, format: "scope" })), { maxItems: 64 });
 
-export function actorOf(caller: CallerSession): Actor {
-  return { kind: "session", scopes: caller.grant.scopes, credential: caller.grant.credential, deviceId: caller.grant.deviceId };
-}
+const actorOf = (caller: CallerSession) => actorOfGrant(caller.grant);
 
 /** Non-admin sessions admitted by a device token see only their own device. */
 function visibleTo(caller: CallerSession): (deviceId: string) => boolean {
-  if (caller.grant.credential !== "device-token" || satisfies(caller.grant.scopes, "operator.admin")) return () => true;
-  return (deviceId) => deviceId === caller.grant.deviceId;
+  const actor = actorOf(caller);
+  return (deviceId) => mayActOn(actor, deviceId);
 }
 
 async function changed<T>(services: MethodServices, result: Promise<Result<T>>): Promise<Result<T>> {

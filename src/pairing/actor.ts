@@ -1,4 +1,5 @@
 import { satisfies } from "../admission/scopes.js";
+import type { Grant } from "../admission/grant.js";
 import type { CredentialKind } from "../admission/verified-credential.js";
 import type { Role, Scope } from "../protocol/enums.js";
 
@@ -20,6 +21,11 @@ export type Actor =
     };
 
 export const OWNER: Actor = { kind: "owner" };
+
+/** An admitted session's authority: its effective scopes and the device it proved, nothing it claimed. */
+export function actorOf(grant: Grant): Actor {
+  return { kind: "session", scopes: grant.scopes, credential: grant.credential, deviceId: grant.deviceId };
+}
 
 function isAdmin(actor: Actor): boolean {
   return actor.kind === "owner" || satisfies(actor.scopes, "operator.admin");
@@ -46,7 +52,8 @@ export function lackingToGrant(actor: Actor, role: Role, scopes: readonly Scope[
 /**
  * A non-admin session authenticated by a device token acts only on its own
  * device (upstream's ownership rule, spec §9.5). Anything else it names does
- * not exist for it (callers answer as for an unknown id: no existence oracle).
+ * not exist for it: callers answer as for an unknown id (no existence oracle),
+ * list only what it may act on, and send it pairing events of its own device only.
  */
 export function mayActOn(actor: Actor, deviceId: string): boolean {
   if (actor.kind === "owner" || isAdmin(actor)) return true;

@@ -1,5 +1,6 @@
 import type { Grant } from "../admission/grant.js";
 import { satisfies } from "../admission/scopes.js";
+import { actorOf, mayActOn } from "../pairing/actor.js";
 
 // Who receives which broadcast event (spec §12.2). Fail closed: an event not
 // listed here reaches nobody.
@@ -16,11 +17,15 @@ export function maySeePresence(grant: Grant): boolean {
   return grant.role === "operator" && satisfies(grant.scopes, "operator.read");
 }
 
-export function mayReceive(grant: Grant, event: string): boolean {
+/**
+ * `deviceId`: the device a pairing event is about. A session that may act only
+ * on its own device (device.pair.list shows it no other) gets no other's events.
+ */
+export function mayReceive(grant: Grant, event: string, deviceId?: string): boolean {
   if (EVERYONE.has(event)) return true;
   if (event === "presence") return maySeePresence(grant);
   if (grant.role !== "operator") return false;
-  if (PAIRING.has(event)) return satisfies(grant.scopes, "operator.pairing");
+  if (PAIRING.has(event)) return satisfies(grant.scopes, "operator.pairing") && deviceId !== undefined && mayActOn(actorOf(grant), deviceId);
   return false;
 }
 

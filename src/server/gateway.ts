@@ -331,11 +331,11 @@ export class Gateway implements GatewayRuntime {
   private async applyChange(change: ChangeRecord): Promise<void> {
     switch (change.kind) {
       case "pairing.requested":
-        this.sessions.broadcast("device.pair.requested", pendingToWire(change.request));
+        this.sessions.broadcast("device.pair.requested", pendingToWire(change.request), change.request.deviceId);
         return;
       case "pairing.resolved":
         if (change.decision === "expired") return;
-        this.sessions.broadcast("device.pair.resolved", { requestId: change.requestId, deviceId: change.deviceId, decision: change.decision, ts: change.ts });
+        this.sessions.broadcast("device.pair.resolved", { requestId: change.requestId, deviceId: change.deviceId, decision: change.decision, ts: change.ts }, change.deviceId);
         return;
       case "device.removed":
       case "device.token.changed":

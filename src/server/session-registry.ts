@@ -105,7 +105,8 @@ export class SessionRegistry {
     return n;
   }
 
-  broadcast(event: string, payload: unknown): void {
+  /** `deviceId`: the device a pairing event is about (see mayReceive). */
+  broadcast(event: string, payload: unknown, deviceId?: string): void {
     // Every receiver gets the same event, payload and state version: serialize
     // them once, then add each session's seq (fields stay in EventFrame order).
     let head: string | undefined;
@@ -113,7 +114,7 @@ export class SessionRegistry {
     // A copy: a slow consumer is removed on the way.
     for (const r of this.sessions.toArray()) {
       const s = r.session;
-      if (!mayReceive(s.grant, event)) continue;
+      if (!mayReceive(s.grant, event, deviceId)) continue;
       head ??= JSON.stringify({ type: "event", event, payload } satisfies EventFrame).slice(0, -1);
       tail ??= `,"stateVersion":${JSON.stringify(this.stateVersion)}}`;
       this.sendText(r, `${head},"seq":${++s.seq}${tail}`);
