@@ -6,6 +6,7 @@ import { backendsCommand } from "./backends-command.js";
 import { devicesCommand } from "./devices-command.js";
 import { serveCommand } from "./serve-command.js";
 import { tokenCommand } from "./token-command.js";
+import { upstreamCommand } from "./upstream-command.js";
 
 function portArg(v: string): number {
   const n = Number(v);
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   program.addCommand(devicesCommand(stateDir));
   program.addCommand(backendsCommand(stateDir));
   program.addCommand(tokenCommand(stateDir));
+  program.addCommand(upstreamCommand(stateDir));
   return program;
 }
 
