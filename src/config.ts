@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { assertPrivatePath, UnsafePathError } from "./private-path.js";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { Type, type Static } from "@sinclair/typebox";
@@ -64,6 +65,9 @@ const FileSchema = ClosedObject({
       maxInflightPerSession: optPositiveInt(),
       maxBufferedBytes: optPositiveInt(),
       tickIntervalMs: optPositiveInt(),
+      closeGraceMs: optPositiveInt({ maximum: 60_000 }),
+      maxUpgradingPerIp: optPositiveInt(),
+      upgradeTimeoutMs: optPositiveInt({ maximum: 600_000 }),
     }),
   ),
   rateLimit: Type.Optional(
@@ -121,6 +125,16 @@ export interface ConfigOverrides {
   readonly logLevel?: string | undefined;
 }
 
+/** A state dir or config file another user could have written is refused before anything in it is trusted. */
+function guard(path: string, what: string): void {
+  try {
+    assertPrivatePath(path, what);
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
 export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return env.GATEWARDEN_STATE_DIR ?? join(homedir(), ".gatewarden");
 }
@@ -149,8 +163,10 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
   const stateDir = resolve(flags.stateDir ?? defaultStateDir(env));
   const explicit = flags.config ?? env.GATEWARDEN_CONFIG;
   const implicit = join(stateDir, "gatewarden.json");
+  guard(stateDir, "state dir");
   const configPath = explicit ? resolve(explicit) : existsSync(implicit) ? implicit : undefined;
   if (explicit && !existsSync(resolve(explicit))) throw new ConfigError(`config file not found: ${explicit}`);
+  if (configPath) guard(configPath, "config file");
   const file: ConfigFile = configPath ? readFile(configPath) : {};
 
   const host = flags.host ?? env.GATEWARDEN_HOST ?? file.host ?? "127.0.0.1";

@@ -4,7 +4,8 @@ import { parseCidrs } from "./admission/locality.js";
 import type { AdmissionPolicy, AuthPolicy } from "./admission/policy.js";
 import { secretDigest } from "./admission/secret-digest.js";
 import { systemClock, systemRandom, type Clock, type Random } from "./clock.js";
-import { databasePath, identityPath, type ResolvedConfig } from "./config.js";
+import { ConfigError, databasePath, identityPath, type ResolvedConfig } from "./config.js";
+import { assertPrivatePath, UnsafePathError } from "./private-path.js";
 import { DEVICE_SIGNATURE_SKEW_MS } from "./identity/verify-device-proof.js";
 import type { RegisteredMethod } from "./methods/define-method.js";
 import { ensureSharedToken } from "./pairing/shared-token.js";
@@ -35,6 +36,16 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? systemRandom;
+  if (!deps.store) {
+    // resolveConfig checked the state dir; its files are checked before they are trusted too.
+    for (const [path, what] of [[databasePath(config.stateDir), "database"], [identityPath(config.stateDir), "identity file"]] as const) {
+      try {
+        assertPrivatePath(path, what);
+      } catch (e) {
+        throw e instanceof UnsafePathError ? new ConfigError(e.message) : e;
+      }
+    }
+  }
   const store = deps.store ?? openSqliteStore({ path: databasePath(config.stateDir) });
   try {
     let generatedToken: string | undefined;

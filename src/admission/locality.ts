@@ -123,7 +123,8 @@ export function classifyTcpPeer(text: string, trustedProxies: readonly Cidr[]): 
  */
 export function resolvePeer(raw: RawPeerFacts, trustedProxies: readonly Cidr[], tcp: TcpPeer = classifyTcpPeer(raw.remoteAddress, trustedProxies)): PeerEvidence {
   const forwardedClient = tcp.trustedProxy ? clientFromForwardedFor(raw.forwardedFor, trustedProxies) : undefined;
-  const locality: Locality = !raw.hasForwardingHeaders && tcp.loopback ? "direct_local" : "remote";
+  // A configured proxy's own connection is a proxied one whether or not it forwarded anything: never direct local.
+  const locality: Locality = !raw.hasForwardingHeaders && tcp.loopback && !tcp.trustedProxy ? "direct_local" : "remote";
   return {
     remoteAddress: tcp.remoteAddress,
     clientIp: forwardedClient ?? tcp.remoteAddress,

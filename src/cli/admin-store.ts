@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { databasePath } from "../config.js";
+import { assertPrivatePath, UnsafePathError } from "../private-path.js";
 import { openSqliteStore } from "../store/sqlite-store.js";
 import type { Store } from "../store/store.js";
 
@@ -21,6 +22,13 @@ export class CliError extends Error {
  */
 export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
   const path = databasePath(stateDir);
+  try {
+    assertPrivatePath(stateDir, "state dir");
+    assertPrivatePath(path, "database");
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new CliError(e.message);
+    throw e;
+  }
   if (!existsSync(path)) {
     throw new CliError(`no gateway state at ${stateDir} (start it once with "gatewarden serve", or pass --state-dir)`);
   }

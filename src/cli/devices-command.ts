@@ -3,6 +3,8 @@ import { systemClock, systemRandom } from "../clock.js";
 import { approvePairing, rejectPairing } from "../pairing/approve.js";
 import { removeDevice, revokeDeviceToken, rotateDeviceToken } from "../pairing/device-tokens.js";
 import { OWNER } from "../pairing/actor.js";
+import { effectiveRoles, liveRoleScopes } from "../pairing/role-grant.js";
+import { terminalSafe } from "./terminal-text.js";
 import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
 import type { Result } from "../result.js";
 import { pairedToWire, pendingToWire } from "../methods/wire-records.js";
@@ -92,9 +94,14 @@ export function devicesCommand(opts: StateDirOption): Command {
     .action((requestId: string, o: { json?: boolean }) =>
       withAdminStore(opts.stateDir(), async (store) => {
         const id = resolveId("request", requestId, (await store.listPendingRequests()).map((p) => p.requestId));
-        const { device } = unwrap(await approvePairing(store, id, OWNER, systemClock.now()));
-        if (o.json) return printJson({ requestId: id, device: pairedToWire(device) });
-        process.stdout.write(`approved ${id}: device ${device.deviceId} roles ${device.roles.join(",")} scopes ${device.approvedScopes.join(",") || "(none)"}\n`);
+        const { device, granted } = unwrap(await approvePairing(store, id, OWNER, systemClock.now()));
+        if (o.json) return printJson({ requestId: id, granted, device: pairedToWire(device) });
+        // Names exactly what this approval granted, escaped: the owner reads what was approved, not what a client's name painted.
+        process.stdout.write(
+          `approved ${id}: device ${short(device.deviceId)} (${terminalSafe(device.displayName ?? "unnamed")})\n` +
+            `  granted role ${granted.roles.join(",")} with scopes ${granted.scopes.join(",") || "(none)"}\n` +
+            `  the device may now use: ${effectiveRoles(device).map((r) => `${r} [${liveRoleScopes(device, r).join(",") || "no scopes"}]`).join("; ") || "nothing"}\n`,
+        );
       }),
     );
 

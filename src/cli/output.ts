@@ -1,6 +1,10 @@
+import { terminalSafe } from "./terminal-text.js";
+
 // Readable tables for people, JSON for scripts.
 
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Every cell is escaped for the terminal (cells hold client-supplied text). */
+export function table(headers: readonly string[], rawRows: readonly (readonly string[])[]): string {
+  const rows = rawRows.map((r) => r.map(terminalSafe));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
   return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");

@@ -50,6 +50,8 @@ export const DETAIL_CODES = [
   "NOT_FOUND",
   "FORBIDDEN",
   "INTERNAL",
+  // upstream mode: the OpenClaw gateway behind gatewarden did not give this session an upstream session
+  "UPSTREAM_UNAVAILABLE",
 ] as const;
 export type DetailCode = (typeof DETAIL_CODES)[number];
 

@@ -82,3 +82,27 @@ export function writeUpstreamCredentials(path: string, credentials: UpstreamCred
   }
   renameSync(tmp, path);
 }
+
+/**
+ * What `serve --upstream URL` needs: the credentials `gatewarden upstream pair`
+ * kept for that very URL, and the key to sign with. A clear refusal otherwise.
+ */
+export function loadUpstreamIdentity(stateDir: string, identityFile: string, url: string): { credentials: UpstreamCredentials; signer: UpstreamSigner } {
+  const path = upstreamCredentialsPath(stateDir);
+  const credentials = readUpstreamCredentials(path);
+  if (!credentials) throw new Error(`gatewarden is not paired with the upstream ${url}: run \`gatewarden upstream pair --url ${url}\` first`);
+  if (normalizeUrl(credentials.url) !== normalizeUrl(url)) {
+    throw new Error(`gatewarden is paired with ${credentials.url}, not ${url}: run \`gatewarden upstream pair --url ${url}\``);
+  }
+  const signer = loadUpstreamSigner(identityFile);
+  if (signer.deviceId !== credentials.deviceId) throw new Error(`${path} was issued to another gatewarden identity: pair again with \`gatewarden upstream pair --url ${url}\``);
+  return { credentials, signer };
+}
+
+function normalizeUrl(u: string): string {
+  try {
+    return new URL(u).toString().replace(/\/$/, "");
+  } catch {
+    return u;
+  }
+}

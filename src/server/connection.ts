@@ -14,7 +14,7 @@ import { CloseCode } from "../protocol/close-codes.js";
 import { ConnectParamsValidator, ReqFrameValidator, parseJson, type ConnectParams } from "../protocol/frames.js";
 import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
 import type { AuditEntry } from "./audit.js";
-import { frameText, ignoreError, raiseMaxPayload, rejectAndClose, sendRes, sendResJson } from "./frame-io.js";
+import { closeSocket, frameText, ignoreError, raiseMaxPayload, rejectAndClose, sendRes, sendResJson, writable } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { DeadlineEntry } from "./handshake-deadlines.js";
 import type { ListEntry } from "./linked-list.js";
@@ -87,9 +87,28 @@ export class Connection {
     ws.on("message", (data, isBinary) => void this.onMessage(data as Buffer, isBinary));
     ws.on("close", () => this.onClose());
     ws.on("error", ignoreError);
+    ws.on("ping", this.onPing);
     // The challenge, written out: it goes to every socket, and only the nonce and time vary.
     ws.send(`{"type":"event","event":"connect.challenge","payload":{"nonce":${JSON.stringify(this.nonce)},"ts":${rt.clock.now()}}}`);
   }
+
+  private close(code: number, reason: string | undefined): void {
+    closeSocket(this.ws, code, reason, this.rt.limits.closeGraceMs);
+  }
+
+  private rejectAndClose(id: string, error: GatewayError): void {
+    rejectAndClose(this.ws, id, error, this.rt.limits.closeGraceMs);
+  }
+
+  /** Every reply goes through the outbound bound: a peer that never reads is closed, not buffered for. */
+  private reply(id: string, result: Parameters<typeof sendRes>[2]): void {
+    if (writable(this.ws, this.rt.limits.maxBufferedBytes, this.rt.limits.closeGraceMs)) sendRes(this.ws, id, result);
+  }
+
+  /** Pongs count against the same bound (ws's automatic pong is off: see Gateway). */
+  private readonly onPing = (data: Buffer): void => {
+    if (writable(this.ws, this.rt.limits.maxBufferedBytes, this.rt.limits.closeGraceMs)) this.ws.pong(data);
+  };
 
   private endPreauth(): void {
     if (!this.preauthHeld) return;
@@ -101,7 +120,7 @@ export class Connection {
   onDeadline(): void {
     if (this.state !== "awaiting-connect" && this.state !== "connecting") return;
     this.rt.logger.info({ connId: this.connId, peer: this.peer.remoteAddress, event: "handshake-timeout" }, "handshake timeout");
-    this.ws.close(CloseCode.normal);
+    this.close(CloseCode.normal, undefined);
   }
 
   private endDeadline(): void {
@@ -126,14 +145,16 @@ export class Connection {
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.state === "closed") return;
+    // A socket the server has begun to close (a revocation, a slow consumer, a
+    // refusal) executes nothing more, whatever the peer keeps sending.
+    if (this.state === "closed" || this.ws.readyState !== this.ws.OPEN) return;
     const text = frameText(data, isBinary);
     if (this.state === "admitted") {
       void this.onRequest(text);
       return;
     }
     if (this.state === "connecting") {
-      this.ws.close(CloseCode.policyViolation, "handshake in progress");
+      this.close(CloseCode.policyViolation, "handshake in progress");
       return;
     }
     const parsed = text === undefined ? undefined : parseJson(text);
@@ -144,12 +165,12 @@ export class Connection {
     if (method !== "connect") {
       const error = handshakeRejection("INVALID_REQUEST", "HANDSHAKE_REQUIRED", "invalid handshake: first request must be connect");
       this.audit(undefined, { kind: "reject", stage: "frame", code: error.detailCode });
-      return rejectAndClose(this.ws, id, error);
+      return this.rejectAndClose(id, error);
     }
     if (!ConnectParamsValidator.check(params)) {
       const error = handshakeRejection("INVALID_REQUEST", "INVALID_PARAMS", `invalid connect params: ${ConnectParamsValidator.issues(params)}`);
       this.audit(undefined, { kind: "reject", stage: "frame", code: error.detailCode });
-      return rejectAndClose(this.ws, id, error);
+      return this.rejectAndClose(id, error);
     }
     this.state = "connecting";
     try {
@@ -162,12 +183,12 @@ export class Connection {
 
   private handshakeFailed(reqId: string, e: unknown): void {
     this.rt.logger.error({ connId: this.connId, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
-    rejectAndClose(this.ws, reqId, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
+    this.rejectAndClose(reqId, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
   }
 
   private rejectFrame(note: string): void {
     this.audit(undefined, { kind: "reject", stage: "frame", code: "INVALID_FRAME" }, note);
-    this.ws.close(CloseCode.policyViolation, "invalid request frame");
+    this.close(CloseCode.policyViolation, "invalid request frame");
   }
 
   private audit(claims: Claims | undefined, decision: AuditEntry["decision"], note?: string, requestId?: string): void {
@@ -184,7 +205,7 @@ export class Connection {
   /** A store operation the decision depended on failed: audit once, reply, close. */
   private refuse(claims: Claims, reqId: string, stage: string, error: GatewayError, note?: string): void {
     this.audit(claims, { kind: "reject", stage, code: error.detailCode }, note);
-    rejectAndClose(this.ws, reqId, error.close ? error : handshakeRejection(error.code, error.detailCode, error.message));
+    this.rejectAndClose(reqId, error.close ? error : handshakeRejection(error.code, error.detailCode, error.message));
   }
 
   private get open(): boolean {
@@ -280,7 +301,7 @@ export class Connection {
     if (decision.kind === "reject") {
       if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.limiter.recordFailure(this.socket.limiterKey);
       this.audit(claims, decision);
-      rejectAndClose(this.ws, reqId, decision.error);
+      this.rejectAndClose(reqId, decision.error);
       return "done";
     }
     if (decision.kind === "pairing-required") return this.requestPairing(reqId, claims, decision);
@@ -301,8 +322,7 @@ export class Connection {
     this.rt.storeChanged();
     const { request } = created.value;
     this.audit(claims, decision, undefined, request.requestId);
-    rejectAndClose(
-      this.ws,
+    this.rejectAndClose(
       reqId,
       pairingRequiredError({
         reason: decision.request.reason,
@@ -384,21 +404,21 @@ export class Connection {
     if (!registered) return;
     const { session } = registered;
     const { rt } = this;
-    if (text === undefined) return sendRes(this.ws, "invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: binary frames are not supported") });
+    if (text === undefined) return this.reply("invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: binary frames are not supported") });
     const parsed = parseJson(text);
-    if (!parsed.ok) return sendRes(this.ws, "invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: malformed JSON") });
+    if (!parsed.ok) return this.reply("invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: malformed JSON") });
     const frame = parsed.value;
     if (!ReqFrameValidator.check(frame)) {
       const raw = frame as { id?: unknown } | null;
       const id = raw && typeof raw === "object" && typeof raw.id === "string" && raw.id.length <= 128 && raw.id.length > 0 ? raw.id : "invalid";
-      return sendRes(this.ws, id, { ok: false, error: invalidRequest("INVALID_FRAME", `invalid request frame: ${ReqFrameValidator.issues(frame)}`) });
+      return this.reply(id, { ok: false, error: invalidRequest("INVALID_FRAME", `invalid request frame: ${ReqFrameValidator.issues(frame)}`) });
     }
     const { id, method, params } = frame;
     if (method === "connect") {
-      return sendRes(this.ws, id, { ok: false, error: invalidRequest("ALREADY_CONNECTED", "connect is only valid as the first request") });
+      return this.reply(id, { ok: false, error: invalidRequest("ALREADY_CONNECTED", "connect is only valid as the first request") });
     }
     if (session.inflight >= rt.limits.maxInflightPerSession) {
-      return sendRes(this.ws, id, {
+      return this.reply(id, {
         ok: false,
         error: new GatewayError({ code: "UNAVAILABLE", detailCode: "TOO_MANY_PENDING_REQUESTS", message: "too many requests in flight", retryable: true, retryAfterMs: 100 }),
       });
@@ -406,25 +426,26 @@ export class Connection {
     const denied = authorize(session.grant, rt.methods.requirementFor(method));
     if (denied) {
       session.unauthorizedStreak++;
-      sendRes(this.ws, id, { ok: false, error: denied });
+      this.reply(id, { ok: false, error: denied });
       rt.logger.info({ connId: this.connId, method: method.slice(0, 128), code: denied.detailCode, event: "method-denied" }, "method denied");
       if (session.unauthorizedStreak > UNAUTHORIZED_STREAK_LIMIT) {
         rt.sessions.remove(registered);
-        this.ws.close(CloseCode.policyViolation, "repeated unauthorized calls");
+        rt.logger.info({ connId: this.connId, event: "session-closed", reason: "repeated unauthorized calls" }, "session closed");
+        this.close(CloseCode.policyViolation, "repeated unauthorized calls");
       }
       return;
     }
     session.unauthorizedStreak = 0;
     const handler = rt.methods.get(method);
-    if (!handler) return sendRes(this.ws, id, { ok: false, error: invalidRequest("UNKNOWN_METHOD", `unknown method: ${method.slice(0, 128)}`) });
+    if (!handler) return this.reply(id, { ok: false, error: invalidRequest("UNKNOWN_METHOD", `unknown method: ${method.slice(0, 128)}`) });
     const caller: CallerSession = { connId: this.connId, grant: session.grant, clientId: session.clientId, clientMode: session.clientMode };
     session.inflight++;
     try {
       const result = await handler.call(params, caller, rt.services);
-      sendRes(this.ws, id, result.ok ? { ok: true, payload: result.value } : { ok: false, error: result.error });
+      this.reply(id, result.ok ? { ok: true, payload: result.value } : { ok: false, error: result.error });
     } catch (e) {
       rt.logger.error({ connId: this.connId, method, err: e instanceof Error ? e.message : String(e) }, "method failed");
-      sendRes(this.ws, id, { ok: false, error: new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error" }) });
+      this.reply(id, { ok: false, error: new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error" }) });
     } finally {
       session.inflight--;
     }

@@ -11,10 +11,14 @@ interface Entry {
  * loopback address). Only failures of a presented secret count, and they only
  * expire with the window: a success does not reset them, or a client holding
  * any valid credential could refill its budget between guesses. Bounded: the
- * least recently touched keys are forgotten first.
+ * least recently touched keys are forgotten first, but never a locked one
+ * (forgetting it would lift its lockout). A table full of live lockouts fails
+ * closed: untracked keys count as locked until the forgotten lockout ends.
  */
 export class FailedAuthLimiter {
   private readonly entries = new Map<string, Entry>();
+  /** While the table is full of live lockouts: when the soonest ends. */
+  private saturatedUntil = 0;
 
   constructor(
     private readonly options: RateLimitOptions,
@@ -24,8 +28,8 @@ export class FailedAuthLimiter {
   /** Milliseconds until the key may try again, or `undefined` when it is not locked. */
   lockedFor(key: string): number | undefined {
     const entry = this.entries.get(key);
-    if (!entry) return undefined;
     const now = this.clock.now();
+    if (!entry) return this.saturatedUntil > now ? this.saturatedUntil - now : undefined;
     return entry.lockedUntil > now ? entry.lockedUntil - now : undefined;
   }
 
@@ -40,11 +44,30 @@ export class FailedAuthLimiter {
       entry.failures = [];
     }
     this.entries.set(key, entry);
-    while (this.entries.size > this.options.maxKeys) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.entries.delete(oldest);
+    if (this.entries.size > this.options.maxKeys) this.evictOne(now);
+  }
+
+  /**
+   * Forget the least recently touched key that is not locked. If every one is,
+   * forget the one whose lockout ends soonest and lock every untracked key until
+   * then: no lockout ends early, and memory stays bounded.
+   */
+  private evictOne(now: number): void {
+    let soonestKey: string | undefined;
+    let soonest = Infinity;
+    for (const [k, e] of this.entries) {
+      if (e.lockedUntil <= now) {
+        this.entries.delete(k);
+        return;
+      }
+      if (e.lockedUntil < soonest) {
+        soonest = e.lockedUntil;
+        soonestKey = k;
+      }
     }
+    if (soonestKey === undefined) return;
+    this.entries.delete(soonestKey);
+    this.saturatedUntil = Math.max(this.saturatedUntil, soonest);
   }
 
   get size(): number {

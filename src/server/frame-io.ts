@@ -14,10 +14,34 @@ export function sendResJson(ws: WebSocket, id: string, payloadJson: string): voi
   ws.send(`{"type":"res","id":${JSON.stringify(id)},"ok":true,"payload":${payloadJson}}`);
 }
 
+/**
+ * The one way the server closes a socket. From this call on the socket is
+ * CLOSING, and nothing it sends is acted on (Connection drops every frame of a
+ * socket that is not OPEN); a peer that ignores the close frame is cut after
+ * `graceMs` instead of holding the socket until TCP gives up.
+ */
+export function closeSocket(ws: WebSocket, code: number, reason: string | undefined, graceMs: number): void {
+  if (ws.readyState === ws.CLOSED) return;
+  if (ws.readyState === ws.OPEN) ws.close(code, reason);
+  setTimeout(() => ws.terminate(), graceMs).unref();
+}
+
 /** Send the error, then close with the error's close code (queued after the send). */
-export function rejectAndClose(ws: WebSocket, id: string, error: GatewayError): void {
+export function rejectAndClose(ws: WebSocket, id: string, error: GatewayError, graceMs: number): void {
   sendRes(ws, id, { ok: false, error });
-  if (error.close && ws.readyState === ws.OPEN) ws.close(error.close.code, error.close.reason);
+  if (error.close && ws.readyState === ws.OPEN) closeSocket(ws, error.close.code, error.close.reason, graceMs);
+}
+
+/**
+ * Whether `ws` may be written to: over `maxBufferedBytes` queued, the peer is
+ * not reading, and the socket is closed as a slow consumer instead (every
+ * write path asks this first, so nothing a peer provokes grows without bound).
+ */
+export function writable(ws: WebSocket, maxBufferedBytes: number, graceMs: number): boolean {
+  if (ws.readyState !== ws.OPEN) return false;
+  if (ws.bufferedAmount <= maxBufferedBytes) return true;
+  closeSocket(ws, 1008, "slow consumer", graceMs);
+  return false;
 }
 
 /** Frame text from a `ws` message, or `undefined` for binary frames (the protocol is text-only). */

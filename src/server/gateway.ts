@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { Duplex } from "node:stream";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { AdmissionPolicy } from "../admission/policy.js";
 import { addressBudgetKey, resolvePeer, type PeerEvidence } from "../admission/locality.js";
-import { HandshakeDeadlines } from "./handshake-deadlines.js";
+import { HandshakeDeadlines, type Deadline, type DeadlineEntry } from "./handshake-deadlines.js";
 import { createTcpPeerCache } from "./tcp-peer-cache.js";
 import { satisfies } from "../admission/scopes.js";
 import { secretDigest } from "../admission/secret-digest.js";
@@ -65,6 +65,36 @@ const HOUSEKEEPING_MS = 30_000;
 
 const CHANGE_RETENTION_MS = 10 * 60_000;
 
+const PENDING_UPGRADE = Symbol("pendingUpgrade");
+type SocketWithUpgrade = Duplex & { [PENDING_UPGRADE]?: PendingUpgrade };
+
+/** A TCP connection between accept and its HTTP upgrade: counted, and cut at its deadline. */
+class PendingUpgrade implements Deadline {
+  deadline: DeadlineEntry | undefined;
+  private ended = false;
+  constructor(
+    private readonly socket: Socket,
+    /** The address slot it holds; none for a trusted proxy. */
+    private readonly key: string | undefined,
+    private readonly counter: KeyedCounter,
+  ) {}
+
+  onDeadline(): void {
+    this.deadline = undefined;
+    this.socket.destroy();
+  }
+
+  /** Upgraded or closed: release the address's slot once. */
+  end(deadlines: HandshakeDeadlines): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.key !== undefined) this.counter.release(this.key);
+    if (this.deadline) deadlines.remove(this.deadline);
+    this.deadline = undefined;
+    delete (this.socket as SocketWithUpgrade)[PENDING_UPGRADE];
+  }
+}
+
 /** The gateway: HTTP upgrade, budgets, connections, the change feed and timers. */
 export class Gateway implements GatewayRuntime {
   /** The configured store, with paired-device reads cached (see cacheDeviceReads). */
@@ -89,6 +119,9 @@ export class Gateway implements GatewayRuntime {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly preauthPerIp: KeyedCounter;
+  /** TCP connections per address that have not finished their HTTP upgrade, and their deadline. */
+  private readonly upgradingPerIp: KeyedCounter;
+  private readonly upgradeDeadlines: HandshakeDeadlines;
   private readonly connectionsPerIp: KeyedCounter;
   private openConnections = 0;
   private lastChangeId = 0;
@@ -114,8 +147,10 @@ export class Gateway implements GatewayRuntime {
     this.currentPolicy = options.policy;
     this.limiter = new FailedAuthLimiter(options.rateLimit, options.clock);
     this.handshakeDeadlines = new HandshakeDeadlines(options.limits.handshakeTimeoutMs);
-    this.sessions = new SessionRegistry(options.limits.maxBufferedBytes);
+    this.sessions = new SessionRegistry(options.limits.maxBufferedBytes, options.limits.closeGraceMs);
     this.preauthPerIp = new KeyedCounter(options.limits.maxPreauthPerIp);
+    this.upgradingPerIp = new KeyedCounter(options.limits.maxUpgradingPerIp);
+    this.upgradeDeadlines = new HandshakeDeadlines(options.limits.upgradeTimeoutMs);
     this.connectionsPerIp = new KeyedCounter(options.limits.maxConnectionsPerIp);
     this.startedAtMs = options.clock.now();
     for (const m of [...SYSTEM_METHODS, ...HOST_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
@@ -155,7 +190,10 @@ export class Gateway implements GatewayRuntime {
       maxPayload: options.limits.maxPreauthPayloadBytes,
       perMessageDeflate: false,
       clientTracking: false,
+      // Pongs are sent by Connection, under the outbound bound like every other write.
+      autoPong: false,
     });
+    this.http.on("connection", (socket: Socket) => this.onTcpConnection(socket));
     this.http.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
   }
 
@@ -197,7 +235,27 @@ export class Gateway implements GatewayRuntime {
     socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`);
   }
 
+  /**
+   * Before its upgrade a TCP connection is counted against its address and
+   * timed: a peer that trickles header bytes holds no more than
+   * `maxUpgradingPerIp` sockets, none for longer than `upgradeTimeoutMs`.
+   */
+  private onTcpConnection(socket: Socket): void {
+    const tcp = this.tcpPeer(socket.remoteAddress ?? "", this.currentPolicy.trustedProxies);
+    // A configured proxy carries many clients: it gets the deadline, not the per-address cap.
+    const key = tcp.trustedProxy ? undefined : tcp.budgetKey;
+    if (key !== undefined && !this.upgradingPerIp.tryAcquire(key)) {
+      socket.destroy();
+      return;
+    }
+    const pending = new PendingUpgrade(socket, key, this.upgradingPerIp);
+    pending.deadline = this.upgradeDeadlines.add(pending);
+    (socket as SocketWithUpgrade)[PENDING_UPGRADE] = pending;
+    socket.once("close", () => pending.end(this.upgradeDeadlines));
+  }
+
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    (socket as SocketWithUpgrade)[PENDING_UPGRADE]?.end(this.upgradeDeadlines);
     socket.on("error", ignoreError);
     if (this.stopping) return this.reject503(socket, "Gateway stopping");
     const policy = this.currentPolicy;
@@ -227,10 +285,7 @@ export class Gateway implements GatewayRuntime {
       settled = true;
       closeAfterCloseHandshake(socket, ws);
       const openEntry = this.sockets.push(ws);
-      // Browser pages on loopback share one failure budget per address, apart from the
-      // address's own: a page cannot lock the local CLI out, and rotating the Origin
-      // header buys no fresh budget.
-      const limiterKey = peer.origin?.trim() && peer.locality === "direct_local" ? `browser:${budgetKey}` : `ip:${budgetKey}`;
+      const limiterKey = failureBudgetKey(tcp, budgetKey);
       new Connection(this, { ws, connId: this.random.uuid(), peer, limiterKey, budgetKey, openEntry });
     });
     socket.uncork();
@@ -380,6 +435,7 @@ export class Gateway implements GatewayRuntime {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.handshakeDeadlines.close();
+    this.upgradeDeadlines.close();
     this.sessions.broadcast("shutdown", { reason: "gateway stopping" });
     for (const ws of this.sockets.toArray()) ws.close(1001, "gateway stopping");
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
@@ -390,6 +446,16 @@ export class Gateway implements GatewayRuntime {
     for (const ws of this.sockets.toArray()) ws.terminate();
     await closed;
   }
+}
+
+/**
+ * Where a connection's failed authentications are counted. Every loopback
+ * address (127/8, ::1, IPv4-mapped) is one budget: any local process can bind
+ * all of 127.0.0.0/8, so per-address budgets there are free guesses. An Origin
+ * header buys no budget of its own either. Others: per address (an IPv6 /64).
+ */
+export function failureBudgetKey(tcp: { readonly loopback: boolean; readonly trustedProxy: boolean }, budgetKey: string): string {
+  return tcp.loopback && !tcp.trustedProxy ? "loopback" : `ip:${budgetKey}`;
 }
 
 /** The digest the token policy compares against. */

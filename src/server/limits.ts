@@ -15,9 +15,15 @@ export interface TransportLimits {
   readonly maxConnections: number;
   /** Requests one session may have in flight at once. */
   readonly maxInflightPerSession: number;
-  /** Outbound bytes buffered for a socket before it is closed as a slow consumer. */
+  /** Outbound bytes buffered for a socket before it is closed as a slow consumer (replies, events and pongs alike). */
   readonly maxBufferedBytes: number;
   readonly tickIntervalMs: number;
+  /** After the server starts closing a socket (revocation, slow consumer, …), how long the peer has to answer the close before the socket is cut. */
+  readonly closeGraceMs: number;
+  /** TCP connections per client address that have not finished their HTTP upgrade (excess: destroyed). */
+  readonly maxUpgradingPerIp: number;
+  /** A TCP connection that has not finished its HTTP upgrade by then is destroyed. */
+  readonly upgradeTimeoutMs: number;
 }
 
 export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
@@ -30,6 +36,9 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   maxInflightPerSession: 32,
   maxBufferedBytes: 8 * 1024 * 1024,
   tickIntervalMs: 30_000,
+  closeGraceMs: 1000,
+  maxUpgradingPerIp: 32,
+  upgradeTimeoutMs: 10_000,
 };
 
 export interface RateLimitOptions {

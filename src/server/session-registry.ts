@@ -4,6 +4,7 @@ import type { PresenceEntry } from "../methods/define-method.js";
 import type { ClientId, ClientMode } from "../protocol/enums.js";
 import type { EventFrame } from "../protocol/frames.js";
 import { mayReceive } from "./event-delivery.js";
+import { closeSocket, writable } from "./frame-io.js";
 import { LinkedList, type ListEntry } from "./linked-list.js";
 
 export interface Session {
@@ -57,7 +58,10 @@ export class SessionRegistry {
   private presenceVersion = 0;
   private presenceBroadcast: NodeJS.Timeout | undefined;
 
-  constructor(private readonly maxBufferedBytes: number) {}
+  constructor(
+    private readonly maxBufferedBytes: number,
+    private readonly closeGraceMs: number,
+  ) {}
 
   add(session: Session): RegisteredSession {
     const registration = new Registration(session, session.presence ? this.presences.push(session.presence) : undefined);
@@ -99,7 +103,7 @@ export class SessionRegistry {
     for (const r of this.sessions.toArray()) {
       if (!match(r.session)) continue;
       this.remove(r);
-      r.session.ws.close(code, reason);
+      closeSocket(r.session.ws, code, reason, this.closeGraceMs);
       n++;
     }
     return n;
@@ -123,9 +127,8 @@ export class SessionRegistry {
 
   private sendText(r: Registration, text: string): void {
     const { ws } = r.session;
-    if (ws.bufferedAmount > this.maxBufferedBytes) {
+    if (!writable(ws, this.maxBufferedBytes, this.closeGraceMs)) {
       this.remove(r);
-      ws.close(1008, "slow consumer");
       return;
     }
     ws.send(text);

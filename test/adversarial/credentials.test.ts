@@ -20,6 +20,7 @@ import {
   assertLogsHoldNoSecret,
   assertNoTraceOf,
   assertRefused,
+  connectRecorded,
   delay,
   detailCode,
   helloAuth,
@@ -28,7 +29,7 @@ import {
   pairDevice,
 } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
-import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { startGatewayProcess, viaProxy, type GatewayProcess } from "../support/gateway-process.js";
 import { TestClient, type Frame } from "../support/protocol-client.js";
 
 // A21–A28: presented secrets become evidence only when they verify; guessing
@@ -42,7 +43,7 @@ async function concurrentConnects(
   n: number,
   ledger: SecretLedger,
   build: (i: number) => Parameters<TestClient["buildConnect"]>[0],
-  open: (i: number) => { localAddress: string; headers?: Record<string, string> },
+  open: (i: number) => { localAddress?: string; headers?: Record<string, string> },
 ): Promise<Frame[]> {
   const clients = await Promise.all(Array.from({ length: n }, (_, i) => TestClient.open(gw.url, open(i))));
   const replies = await Promise.all(
@@ -75,7 +76,7 @@ describe("A21–A28 credentials and tokens over real sockets", () => {
     const before = listDevices(gw);
     const replies: Frame[] = [];
     for (let i = 0; i < 50; i++) {
-      const { client, reply } = await openConnect(gw, { auth: { token: WRONG(i) } }, ledger, { localAddress: "127.0.21.1" });
+      const { client, reply } = await openConnect(gw, { auth: { token: WRONG(i) } }, ledger, viaProxy("203.0.113.21"));
       replies.push(reply);
       assert.equal((await client.closed).code, 1008);
     }
@@ -87,38 +88,43 @@ describe("A21–A28 credentials and tokens over real sockets", () => {
       assert.equal(r.error?.details?.recommendedNextStep, "wait_then_retry");
     }
 
-    const correct = await openConnect(gw, { auth: { token: gw.token! } }, ledger, { localAddress: "127.0.21.1" });
+    const correct = await openConnect(gw, { auth: { token: gw.token! } }, ledger, viaProxy("203.0.113.21"));
     await assertRefused(correct.client, correct.reply, "AUTH_RATE_LIMITED");
     const backendSecret = addBackend(gw, "a21-backend", ["operator.read"], ledger);
-    const backend = await openConnect(gw, { auth: { token: backendSecret } }, ledger, { localAddress: "127.0.21.1" });
+    const backend = await openConnect(gw, { auth: { token: backendSecret } }, ledger, viaProxy("203.0.113.21"));
     await assertRefused(backend.client, backend.reply, "AUTH_RATE_LIMITED");
 
-    const elsewhere = await openConnect(gw, { maxProtocol: 4, auth: { token: gw.token! } }, ledger, { localAddress: "127.0.21.2" });
+    const elsewhere = await openConnect(gw, { maxProtocol: 4, auth: { token: gw.token! } }, ledger, viaProxy("203.0.113.121"));
     assert.equal(helloAuth(elsewhere.reply).method, "token", "another IP is unaffected");
     elsewhere.client.close();
     assertDevicesUnchanged(gw, before);
   });
 
   it("A22 the same guesses spread over 30 sockets at once share one budget per IP", async () => {
-    const replies = await concurrentConnects(gw, 30, ledger, (i) => ({ auth: { token: WRONG(100 + i) } }), () => ({ localAddress: "127.0.22.1" }));
+    const replies = await concurrentConnects(gw, 30, ledger, (i) => ({ auth: { token: WRONG(100 + i) } }), () => viaProxy("203.0.113.22"));
     assert.equal(count(replies, "AUTH_TOKEN_MISMATCH"), 10, "exactly the budget was spent on guesses");
     assert.equal(count(replies, "AUTH_RATE_LIMITED"), 20);
   });
 
-  it("A22 a loopback client rotating its Origin header does not get a fresh budget per origin", async () => {
-    const replies = await concurrentConnects(
-      gw,
-      30,
-      ledger,
-      (i) => ({ auth: { token: WRONG(200 + i) } }),
-      (i) => ({ localAddress: "127.0.22.2", headers: { origin: i % 2 ? `http://localhost:${3000 + i}` : `http://127.0.0.${1 + i}:8080` } }),
-    );
-    assert.equal(count(replies, "AUTH_TOKEN_MISMATCH"), 10, "browser origins on one address share one budget");
-    assert.equal(count(replies, "AUTH_RATE_LIMITED"), 20);
-    // The browser budget is not the CLI's: a page cannot lock the local CLI out.
-    const cli = await openConnect(gw, { maxProtocol: 4, auth: { token: gw.token! } }, ledger, { localAddress: "127.0.22.2" });
-    assert.equal(helloAuth(cli.reply).method, "token");
-    cli.client.close();
+  it("A57 wrong secrets from 127.0.0.1, then from 127.0.9.1 … 127.0.9.30, with and without an Origin, spend one budget for all of loopback", async () => {
+    const local = await startGatewayProcess();
+    ledger.add(local.token);
+    try {
+      const codes: unknown[] = [];
+      for (let i = 0; i < 40; i++) {
+        const localAddress = i < 5 ? "127.0.0.1" : `127.0.9.${(i % 30) + 1}`;
+        const headers: Record<string, string> = i % 2 ? { origin: `http://localhost:${3000 + i}` } : {};
+        const client = await TestClient.open(local.url, { localAddress, headers });
+        codes.push(detailCode(await connectRecorded(client, { auth: { token: WRONG(200 + i) } }, ledger)));
+        client.close();
+      }
+      assert.equal(codes.filter((c) => c === "AUTH_TOKEN_MISMATCH").length, 10, "one budget of 10 for every loopback address and origin");
+      assert.ok(codes.slice(10).every((c) => c === "AUTH_RATE_LIMITED"), JSON.stringify(codes));
+      const right = await openConnect(local, { auth: { token: local.token! } }, ledger, { localAddress: "127.0.9.200" });
+      await assertRefused(right.client, right.reply, "AUTH_RATE_LIMITED");
+    } finally {
+      await local.stop();
+    }
   });
 
   it("A22 successful logins from the same IP in between do not refill the guessing budget", async () => {
@@ -126,12 +132,12 @@ describe("A21–A28 credentials and tokens over real sockets", () => {
     const codes: unknown[] = [];
     for (let round = 0; round < 6; round++) {
       for (let i = 0; i < 3; i++) {
-        const { client, reply } = await openConnect(gw, { auth: { token: WRONG(300 + round * 3 + i) } }, ledger, { localAddress: "127.0.22.3" });
+        const { client, reply } = await openConnect(gw, { auth: { token: WRONG(300 + round * 3 + i) } }, ledger, viaProxy("203.0.113.23"));
         codes.push(detailCode(reply));
         client.close();
       }
       // the attacker's own valid credential
-      const mine = await openConnect(gw, { auth: { token: own } }, ledger, { localAddress: "127.0.22.3" });
+      const mine = await openConnect(gw, { auth: { token: own } }, ledger, viaProxy("203.0.113.23"));
       if (mine.reply.ok) mine.client.close();
     }
     assert.equal(codes.filter((c) => c === "AUTH_TOKEN_MISMATCH").length, 10, "18 guesses, only 10 ever compared");

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { SecretLedger, addBackend, alive, assertGatewayServes, delay, eventually, listDevices, rssKiB } from "../support/adversarial.js";
 import { createTestDevice, deviceProof } from "../support/device.js";
-import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { startGatewayProcess, viaProxy, type GatewayProcess } from "../support/gateway-process.js";
 
 // Load and abuse on loopback, bounded in count and time. CI size by default;
 //   GATEWARDEN_LOAD_SCALE=full node --test dist/test/adversarial/load.test.js
@@ -32,9 +32,9 @@ function openFilesLimit(): number {
 type Reply = { ok?: boolean; error?: { code: string; details?: { code?: string } } };
 
 /** Open a socket, wait for the challenge, send `connect` built for its nonce; resolves with the reply (socket left open). */
-function connectRaw(url: string, localAddress: string, params: (nonce: string) => Record<string, unknown>): Promise<{ ws: WebSocket; reply: Reply }> {
+function connectRaw(url: string, from: string | { localAddress: string; headers: Record<string, string> }, params: (nonce: string) => Record<string, unknown>): Promise<{ ws: WebSocket; reply: Reply }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { localAddress });
+    const ws = new WebSocket(url, typeof from === "string" ? { localAddress: from } : from);
     const timer = setTimeout(() => reject(new Error("no reply within 30 s")), 30_000);
     ws.on("error", reject);
     ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
@@ -214,12 +214,13 @@ describe(`load and abuse on loopback (${FULL ? "full" : "CI"} scale)`, () => {
   });
 
   it(`A21 load: a flood of ${WRONG_TOKENS} wrong tokens from one IP is locked out after 10 while a correct client from another IP connects`, async (t) => {
-    const flooder = "127.0.72.1";
+    // Clients behind the trusted test proxy: all of loopback is one budget (A57), so two loopback addresses are not two IPs.
+    const flooder = viaProxy("203.0.113.72");
     let correct: Promise<Reply> | undefined;
     const started = Date.now();
     const replies = await inBatches(WRONG_TOKENS, 32, async (i) => {
       if (i === Math.floor(WRONG_TOKENS / 2)) {
-        correct = connectRaw(slow.url, "127.0.72.2", () => cliParams({ token: slow.token! })).then(({ ws, reply }) => (ws.close(), reply));
+        correct = connectRaw(slow.url, viaProxy("203.0.113.73"), () => cliParams({ token: slow.token! })).then(({ ws, reply }) => (ws.close(), reply));
       }
       const { ws, reply } = await connectRaw(slow.url, flooder, () => cliParams({ token: `gwt_flood-${i}-5e2a9c` }));
       // the server closes a refused socket; wait for it, so the flood stays within the pre-auth budget

@@ -18,7 +18,7 @@ import {
   pairDevice,
 } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
-import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { BIN, startGatewayProcess, viaProxy, type GatewayProcess } from "../support/gateway-process.js";
 import { TestClient } from "../support/protocol-client.js";
 
 // A34–A39: locality comes from the TCP peer; forwarding headers count only
@@ -86,19 +86,27 @@ describe("A34–A38 locality, proxies and origins over real sockets", () => {
   });
 
   it("A34 the failure budget is keyed on the TCP peer whatever the forwarding headers say", async () => {
-    const codes: unknown[] = [];
-    for (let i = 0; i < 14; i++) {
-      const variants: Record<string, string>[] = [{ "x-forwarded-for": `203.0.113.${i}` }, { "x-real-ip": `198.51.100.${i}` }, { forwarded: `for=192.0.2.${i}` }, { "x-forwarded-for": "127.0.0.1" }];
-      const headers = variants[i % 4]!;
-      const { client, reply } = await openConnect(silent, { auth: { token: `gwt_spoofed-guess-${i}-4f0c2a` } }, ledger, { headers, localAddress: "127.0.34.3" });
-      codes.push(detailCode(reply));
-      client.close();
+    // A gateway of its own: every loopback address shares one budget (A57), and this test spends it.
+    const guessed = await startGatewayProcess();
+    ledger.add(guessed.token);
+    try {
+      const codes: unknown[] = [];
+      for (let i = 0; i < 14; i++) {
+        const variants: Record<string, string>[] = [{ "x-forwarded-for": `203.0.113.${i}` }, { "x-real-ip": `198.51.100.${i}` }, { forwarded: `for=192.0.2.${i}` }, { "x-forwarded-for": "127.0.0.1" }];
+        const headers = variants[i % 4]!;
+        const { client, reply } = await openConnect(guessed, { auth: { token: `gwt_spoofed-guess-${i}-4f0c2a` } }, ledger, { headers, localAddress: "127.0.34.3" });
+        codes.push(detailCode(reply));
+        client.close();
+      }
+      assert.deepEqual(codes.slice(0, 10), Array(10).fill("AUTH_TOKEN_MISMATCH"));
+      assert.deepEqual(codes.slice(10), Array(4).fill("AUTH_RATE_LIMITED"));
+      // A client behind the trusted test proxy is another peer: naming the locked address in a header locks it out of nothing.
+      const other = await openConnect(guessed, { maxProtocol: 4, auth: { token: guessed.token! } }, ledger, viaProxy("198.51.100.77"));
+      assert.equal(helloAuth(other.reply).method, "token", "claiming the locked address in a header does not lock another peer out");
+      other.client.close();
+    } finally {
+      await guessed.stop();
     }
-    assert.deepEqual(codes.slice(0, 10), Array(10).fill("AUTH_TOKEN_MISMATCH"));
-    assert.deepEqual(codes.slice(10), Array(4).fill("AUTH_RATE_LIMITED"));
-    const other = await openConnect(silent, { maxProtocol: 4, auth: { token: silent.token! } }, ledger, { localAddress: "127.0.34.4", headers: { "x-forwarded-for": "127.0.34.3" } });
-    assert.equal(helloAuth(other.reply).method, "token", "claiming the locked address in a header does not lock another peer out");
-    other.client.close();
   });
 
   it("A35 a trusted proxy forwarding a loopback client address is not direct_local: silent pairing does not apply", async () => {
@@ -139,6 +147,17 @@ describe("A34–A38 locality, proxies and origins over real sockets", () => {
     neighbour.client.close();
   });
 
+  it("A36 a plain IPv6 ::1 peer is loopback too", async () => {
+    const device = createTestDevice();
+    const c = await TestClient.open(`ws://[::1]:${dual.port}`);
+    const params = c.buildConnect({ device, scopes: ["operator.read"], auth: { token: dual.token! } });
+    ledger.addConnectParams(params);
+    const auth = helloAuth(await c.request("connect", params));
+    ledger.add(auth.deviceToken);
+    assert.deepEqual(auth.scopes, ["operator.read"], "silently paired as a direct loopback peer");
+    c.close();
+  });
+
   it("A36 an IPv4-mapped ::ffff:127.x peer is classified as loopback, recorded in canonical form, and shares one failure budget", async () => {
     // silent pairing applies exactly as for a plain IPv4 loopback peer
     const device = createTestDevice();
@@ -172,17 +191,6 @@ describe("A34–A38 locality, proxies and origins over real sockets", () => {
     const audits = dual.logLines().filter((l) => l.audit === "admission" && String(l.peer).endsWith("127.0.36.2"));
     assert.deepEqual([...new Set(audits.map((l) => l.peer))], ["127.0.36.2"], "the audit log names the canonical address");
     assert.deepEqual([...new Set(audits.map((l) => l.clientIp))], [undefined]);
-  });
-
-  it("A36 a plain IPv6 ::1 peer is loopback too", async () => {
-    const device = createTestDevice();
-    const c = await TestClient.open(`ws://[::1]:${dual.port}`);
-    const params = c.buildConnect({ device, scopes: ["operator.read"], auth: { token: dual.token! } });
-    ledger.addConnectParams(params);
-    const auth = helloAuth(await c.request("connect", params));
-    ledger.add(auth.deviceToken);
-    assert.deepEqual(auth.scopes, ["operator.read"], "silently paired as a direct loopback peer");
-    c.close();
   });
 
   it("A37 a page on https://evil.example holding a valid stored credential is refused with CONTROL_UI_ORIGIN_NOT_ALLOWED, close 1008", async () => {

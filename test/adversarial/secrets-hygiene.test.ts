@@ -19,7 +19,7 @@ import {
   pairDevice,
 } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
-import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { startGatewayProcess, viaProxy, type GatewayProcess } from "../support/gateway-process.js";
 import { TestClient } from "../support/protocol-client.js";
 
 // A47: no token, password, backend secret, bootstrap token or signature ever
@@ -37,7 +37,8 @@ function filesUnder(dir: string): string[] {
 /** Run every kind of attack and legitimate use once, recording each secret presented or issued. */
 async function exerciseEverySecret(gw: GatewayProcess, ledger: SecretLedger): Promise<{ deviceTokens: string[]; backend: string; bootstrap: string; revokedBackend: string }> {
   const deviceTokens: string[] = [];
-  const at = (n: number) => ({ localAddress: `127.0.47.${n}` });
+  // Distinct clients behind the trusted test proxy: all of loopback is one failed-auth budget (A57).
+  const at = (n: number) => viaProxy(`203.0.113.${47 + n}`);
   // shared token: right, wrong, as password, as device token, as bootstrap token
   for (const auth of [{ token: gw.token! }, { token: "gwt_wrong-shared-token-0a9b8c7d" }, { password: "a-wrong-password-5e6f" }, { deviceToken: gw.token! }, { bootstrapToken: gw.token! }]) {
     const { client } = await openConnect(gw, { auth }, ledger, at(1));
@@ -45,7 +46,7 @@ async function exerciseEverySecret(gw: GatewayProcess, ledger: SecretLedger): Pr
   }
   // a device paired by an operator, its token used right and wrong, rotated, revoked
   const device = createTestDevice();
-  const paired = await pairDevice(gw, device, ledger, { scopes: ["operator.read"], localAddress: "127.0.47.2" });
+  const paired = await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
   deviceTokens.push(paired.deviceToken);
   for (const auth of [{ deviceToken: paired.deviceToken }, { token: paired.deviceToken }, { deviceToken: "wrong-device-token-1f2e3d4c" }]) {
     const { client } = await openConnect(gw, { device, scopes: ["operator.read"], auth }, ledger, at(2));

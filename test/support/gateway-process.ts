@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,11 +32,27 @@ export interface StartOptions {
   stateDir?: string;
 }
 
+/**
+ * Every test gateway trusts this loopback address as a reverse proxy, so a test
+ * can stand for remote clients with addresses of their own (`viaProxy`): all of
+ * loopback is one failed-auth budget, so loopback source addresses cannot.
+ */
+export const TEST_PROXY = "127.0.250.1";
+
+/** Open options for a client at `clientIp` (e.g. 203.0.113.7) behind the test proxy. */
+export function viaProxy(clientIp: string): { localAddress: string; headers: Record<string, string> } {
+  return { localAddress: TEST_PROXY, headers: { "x-forwarded-for": clientIp } };
+}
+
 export async function startGatewayProcess(opts: StartOptions = {}): Promise<GatewayProcess> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "gatewarden-test-"));
   if (opts.config) writeFileSync(join(stateDir, "gatewarden.json"), JSON.stringify(opts.config), { mode: 0o600 });
+  // The test proxy is trusted by flag (flags replace the file's list, so the file's proxies are repeated).
+  const configFile = join(stateDir, "gatewarden.json");
+  const fileProxies = existsSync(configFile) ? ((JSON.parse(readFileSync(configFile, "utf8")) as { trustedProxies?: string[] }).trustedProxies ?? []) : [];
+  const proxyArgs = [...fileProxies, TEST_PROXY].flatMap((p) => ["--trusted-proxy", p]);
   const env = { ...process.env, GATEWARDEN_STATE_DIR: stateDir, GATEWARDEN_LOG_LEVEL: "debug", ...opts.env };
-  const proc = spawn(process.execPath, [BIN, "serve", "--port", "0", ...(opts.args ?? [])], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [BIN, "serve", "--port", "0", ...proxyArgs, ...(opts.args ?? [])], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   proc.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));

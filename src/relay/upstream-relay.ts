@@ -1,0 +1,147 @@
+import type { Grant } from "../admission/grant.js";
+import { GatewayError } from "../protocol/gateway-error.js";
+import { tableFor } from "./relay-authorize.js";
+import { errorForClient } from "./translate-error.js";
+import type { UpstreamCredentials, UpstreamSigner } from "./upstream-identity.js";
+import { UpstreamLink, type EventFrame, type UpstreamClientLabel } from "./upstream-link.js";
+import { OPENCLAW_2026_4_24, OPENCLAW_2026_9_6, type UpstreamMethodTable } from "./upstream-method-tables.js";
+import type { WireError } from "../protocol/gateway-error.js";
+
+// Upstream mode: the OpenClaw gateway behind gatewarden, and one upstream
+// session per admitted client session, signed by gatewarden's own key with
+// the device token the upstream issued to it, asking for exactly the client
+// session's effective scopes.
+
+export const UPSTREAM_TABLES: readonly UpstreamMethodTable[] = [OPENCLAW_2026_4_24, OPENCLAW_2026_9_6];
+
+export interface UpstreamTarget {
+  readonly credentials: UpstreamCredentials;
+  readonly signer: UpstreamSigner;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** Bytes an upstream session may queue towards its client before the client counts as a slow consumer. */
+  readonly maxBufferedBytes: number;
+}
+
+export interface UpstreamInfo {
+  readonly table: UpstreamMethodTable;
+  readonly protocol: number;
+  readonly serverVersion: string | undefined;
+  /** What the upstream advertises in hello-ok.features. */
+  readonly methods: readonly string[];
+  readonly events: readonly string[];
+}
+
+function unavailable(message: string): GatewayError {
+  return new GatewayError({ code: "UNAVAILABLE", detailCode: "UPSTREAM_UNAVAILABLE", message, retryable: true, retryAfterMs: 2000, close: { code: 1013 } });
+}
+
+function stringList(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+}
+
+/** A relayed request's outcome, in the client's protocol. */
+export type RelayReply = { readonly ok: true; readonly payload: unknown } | { readonly ok: false; readonly error: WireError };
+
+/** One client session's upstream session. */
+export class RelaySession {
+  constructor(
+    private readonly link: UpstreamLink,
+    private readonly clientProtocol: number,
+    private readonly requestTimeoutMs: number,
+  ) {}
+
+  /** Relay one request, params untouched; the reply (or error) in the client's protocol. */
+  async request(method: string, params: unknown): Promise<RelayReply> {
+    const res = await this.link.request(method, params, this.requestTimeoutMs);
+    if (res.ok) return { ok: true, payload: res.payload };
+    return { ok: false, error: errorForClient(res.error ?? { code: "UNAVAILABLE", message: "upstream error" }, this.clientProtocol) };
+  }
+
+  onEvent(listener: (e: EventFrame) => void): void {
+    this.link.onEvent(listener);
+  }
+
+  onClose(listener: (code: number, reason: string) => void): void {
+    this.link.onClose(listener);
+  }
+
+  get bufferedAmount(): number {
+    return this.link.bufferedAmount;
+  }
+
+  close(): void {
+    this.link.close(1000, "client session closed");
+  }
+}
+
+export class UpstreamRelay {
+  private constructor(
+    private readonly target: UpstreamTarget,
+    readonly info: UpstreamInfo,
+  ) {}
+
+  /**
+   * Reach the upstream once with gatewarden's own identity: learn its release
+   * (which method table applies) and what it advertises. Refuses to start in
+   * front of an upstream that does not admit gatewarden, or whose release
+   * speaks a protocol gatewarden has no table for.
+   */
+  static async connect(target: UpstreamTarget): Promise<UpstreamRelay> {
+    const r = await UpstreamLink.open({
+      url: target.credentials.url,
+      signer: target.signer,
+      role: "operator",
+      scopes: target.credentials.scopes,
+      auth: { deviceToken: target.credentials.deviceToken },
+      timeoutMs: target.connectTimeoutMs,
+    });
+    if (!r.ok) {
+      throw new Error(
+        r.unreachable
+          ? `${r.error.message} (is the OpenClaw gateway running?)`
+          : `the upstream ${target.credentials.url} refused gatewarden's device: ${r.error.message}; pair again with \`gatewarden upstream pair\``,
+      );
+    }
+    r.link.close();
+    const server = (r.hello.server ?? {}) as { version?: unknown };
+    const features = (r.hello.features ?? {}) as { methods?: unknown; events?: unknown };
+    const protocol = typeof r.hello.protocol === "number" ? r.hello.protocol : 3;
+    const serverVersion = typeof server.version === "string" ? server.version : undefined;
+    const table = tableFor(UPSTREAM_TABLES, serverVersion, protocol);
+    if (!table) throw new Error(`the upstream speaks protocol ${protocol} (OpenClaw ${serverVersion ?? "unknown"}), for which gatewarden has no method table`);
+    return new UpstreamRelay(target, { table, protocol, serverVersion, methods: stringList(features.methods), events: stringList(features.events) });
+  }
+
+  /**
+   * The upstream session for an admitted client session, or why there is
+   * none: then the client is not admitted (no hello-ok without a working
+   * upstream session). Node-role clients are not relayed: the upstream would
+   * take gatewarden's own device for the node.
+   */
+  async openSession(grant: Grant, label: UpstreamClientLabel, clientProtocol: number): Promise<{ ok: true; session: RelaySession } | { ok: false; error: GatewayError }> {
+    if (grant.role !== "operator") {
+      return {
+        ok: false,
+        error: new GatewayError({
+          code: "INVALID_REQUEST",
+          detailCode: "INVALID_ROLE",
+          message: "invalid role: in front of an OpenClaw gateway, gatewarden relays operator sessions only (connect nodes to the upstream directly)",
+          close: { code: 1008 },
+        }),
+      };
+    }
+    const { credentials, signer } = this.target;
+    const r = await UpstreamLink.open({
+      url: credentials.url,
+      signer,
+      role: "operator",
+      scopes: grant.scopes,
+      auth: { deviceToken: credentials.deviceToken },
+      client: label,
+      timeoutMs: this.target.connectTimeoutMs,
+    });
+    if (!r.ok) return { ok: false, error: unavailable(r.unreachable ? "upstream unavailable; retry" : `upstream refused the session: ${r.error.message}`) };
+    return { ok: true, session: new RelaySession(r.link, clientProtocol, this.target.requestTimeoutMs) };
+  }
+}
