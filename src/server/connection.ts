@@ -102,13 +102,23 @@ export class Connection {
 
   /** Every reply goes through the outbound bound: a peer that never reads is closed, not buffered for. */
   private reply(id: string, result: Parameters<typeof sendRes>[2]): void {
-    if (writable(this.ws, this.rt.limits.maxBufferedBytes, this.rt.limits.closeGraceMs)) sendRes(this.ws, id, result);
+    if (this.mayWrite()) sendRes(this.ws, id, result);
   }
 
   /** Pongs count against the same bound (ws's automatic pong is off: see Gateway). */
   private readonly onPing = (data: Buffer): void => {
-    if (writable(this.ws, this.rt.limits.maxBufferedBytes, this.rt.limits.closeGraceMs)) this.ws.pong(data);
+    if (this.mayWrite()) this.ws.pong(data);
   };
+
+  private mayWrite(): boolean {
+    const wasOpen = this.ws.readyState === this.ws.OPEN;
+    if (writable(this.ws, this.rt.limits.maxBufferedBytes, this.rt.limits.closeGraceMs)) return true;
+    if (wasOpen) {
+      if (this.session) this.rt.sessions.remove(this.session);
+      this.rt.logger.info({ connId: this.connId, peer: this.peer.remoteAddress, event: "slow-consumer", bufferedBytes: this.ws.bufferedAmount }, "closed a slow consumer");
+    }
+    return false;
+  }
 
   private endPreauth(): void {
     if (!this.preauthHeld) return;

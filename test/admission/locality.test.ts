@@ -180,6 +180,12 @@ describe("resolvePeer: trusted proxies", () => {
     assert.equal(peer.clientIp, "203.0.113.9");
   });
 
+  it("A61 a configured trusted proxy's own connection, without any forwarding header, is never direct_local", () => {
+    const peer = makePeer({ remoteAddress: "127.0.0.1", trustedProxies: ["127.0.0.1"] });
+    assert.equal(peer.viaTrustedProxy, true);
+    assert.equal(peer.locality, "remote");
+  });
+
   it("a garbled X-Forwarded-For chain is not evidence: the client IP falls back to the proxy", () => {
     for (const forwardedFor of ["203.0.113.5, not-an-ip", "127.1", "203.0.113.5:1234", ""]) {
       const peer = makePeer({ remoteAddress: "10.0.0.2", forwardedFor, trustedProxies });
@@ -235,7 +241,7 @@ describe("resolvePeer parses the TCP peer once", () => {
         const canonical = canonicalIp(remoteAddress);
         assert.equal(peer.remoteAddress, canonical);
         assert.equal(peer.viaTrustedProxy, inCidrs(canonical, trusted));
-        assert.equal(peer.locality, !forwarded && isLoopback(canonical) ? "direct_local" : "remote");
+        assert.equal(peer.locality, !forwarded && isLoopback(canonical) && !inCidrs(canonical, trusted) ? "direct_local" : "remote");
       }),
       { numRuns: 2000 },
     );
