@@ -6,26 +6,24 @@ import type { PeerEvidence } from "../admission/locality.js";
 import { nonBlank, type PresentedSecrets } from "../admission/presented.js";
 import { secretDigestHex } from "../admission/secret-digest.js";
 import { pairingRequiredError } from "../admission/auth-errors.js";
-import { authorize } from "../methods/authorize.js";
-import type { CallerSession, PresenceEntry } from "../methods/define-method.js";
+import type { PresenceEntry } from "../methods/define-method.js";
 import { carryOut, type IssuedToken } from "../pairing/effects.js";
 import { requestPairing } from "../pairing/request-pairing.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import { ConnectParamsValidator, ReqFrameValidator, parseJson, type ConnectParams } from "../protocol/frames.js";
-import { GatewayError, handshakeRejection, invalidRequest } from "../protocol/gateway-error.js";
+import { GatewayError, handshakeRejection } from "../protocol/gateway-error.js";
 import type { AuditEntry } from "./audit.js";
 import { closeSocket, frameText, ignoreError, raiseMaxPayload, rejectAndClose, sendRes, sendResJson, writable } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { DeadlineEntry } from "./handshake-deadlines.js";
 import type { ListEntry } from "./linked-list.js";
 import type { RegisteredSession, Session } from "./session-registry.js";
+import { routeRequest, type RouterContext } from "./session-router.js";
 
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
 /** How one decision ended: carried out, or overtaken by a revocation (decide again on fresh facts). */
 type Outcome = "done" | "revoked-meanwhile";
-
-const UNAUTHORIZED_STREAK_LIMIT = 10;
 
 
 /**
@@ -59,10 +57,11 @@ function bootstrapTokenOf(claims: Claims, presented: PresentedSecrets): string |
 }
 
 /**
- * One socket: the handshake state machine, then the request router. It only
+ * One socket: its lifecycle and the handshake state machine; once admitted,
+ * its frames go to the session's request router (session-router.ts). It only
  * gathers facts and carries out decisions; `decideAdmission` decides.
  */
-export class Connection {
+export class Connection implements RouterContext {
   private state: State = "awaiting-connect";
   /** Until admitted or closed, the socket counts against its address's unauthenticated-socket budget. */
   private preauthHeld = true;
@@ -71,11 +70,11 @@ export class Connection {
   /** Cleared when the socket closes, so that nothing outlives it through this connection. */
   private session: RegisteredSession | undefined;
   private readonly ws: WebSocket;
-  private readonly connId: string;
+  readonly connId: string;
   private readonly peer: PeerEvidence;
 
   constructor(
-    private readonly rt: GatewayRuntime,
+    readonly rt: GatewayRuntime,
     private readonly socket: AcceptedSocket,
   ) {
     const { ws } = socket;
@@ -92,7 +91,8 @@ export class Connection {
     ws.send(`{"type":"event","event":"connect.challenge","payload":{"nonce":${JSON.stringify(this.nonce)},"ts":${rt.clock.now()}}}`);
   }
 
-  private close(code: number, reason: string | undefined): void {
+  /** Server-side close (RouterContext). */
+  close(code: number, reason: string | undefined): void {
     closeSocket(this.ws, code, reason, this.rt.limits.closeGraceMs);
   }
 
@@ -100,8 +100,8 @@ export class Connection {
     rejectAndClose(this.ws, id, error, this.rt.limits.closeGraceMs);
   }
 
-  /** Every reply goes through the outbound bound: a peer that never reads is closed, not buffered for. */
-  private reply(id: string, result: Parameters<typeof sendRes>[2]): void {
+  /** Every reply goes through the outbound bound: a peer that never reads is closed, not buffered for (RouterContext). */
+  reply(id: string, result: Parameters<typeof sendRes>[2]): void {
     if (this.mayWrite()) sendRes(this.ws, id, result);
   }
 
@@ -160,7 +160,7 @@ export class Connection {
     if (this.state === "closed" || this.ws.readyState !== this.ws.OPEN) return;
     const text = frameText(data, isBinary);
     if (this.state === "admitted") {
-      void this.onRequest(text);
+      if (this.session) void routeRequest(this, this.session, text);
       return;
     }
     if (this.state === "connecting") {
@@ -407,57 +407,5 @@ export class Connection {
     this.session = rt.sessions.add(session);
     this.audit(claims, decision, issued ? "device token issued" : undefined);
     return "done";
-  }
-
-  private async onRequest(text: string | undefined): Promise<void> {
-    const registered = this.session;
-    if (!registered) return;
-    const { session } = registered;
-    const { rt } = this;
-    if (text === undefined) return this.reply("invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: binary frames are not supported") });
-    const parsed = parseJson(text);
-    if (!parsed.ok) return this.reply("invalid", { ok: false, error: invalidRequest("INVALID_FRAME", "invalid request frame: malformed JSON") });
-    const frame = parsed.value;
-    if (!ReqFrameValidator.check(frame)) {
-      const raw = frame as { id?: unknown } | null;
-      const id = raw && typeof raw === "object" && typeof raw.id === "string" && raw.id.length <= 128 && raw.id.length > 0 ? raw.id : "invalid";
-      return this.reply(id, { ok: false, error: invalidRequest("INVALID_FRAME", `invalid request frame: ${ReqFrameValidator.issues(frame)}`) });
-    }
-    const { id, method, params } = frame;
-    if (method === "connect") {
-      return this.reply(id, { ok: false, error: invalidRequest("ALREADY_CONNECTED", "connect is only valid as the first request") });
-    }
-    if (session.inflight >= rt.limits.maxInflightPerSession) {
-      return this.reply(id, {
-        ok: false,
-        error: new GatewayError({ code: "UNAVAILABLE", detailCode: "TOO_MANY_PENDING_REQUESTS", message: "too many requests in flight", retryable: true, retryAfterMs: 100 }),
-      });
-    }
-    const denied = authorize(session.grant, rt.methods.requirementFor(method));
-    if (denied) {
-      session.unauthorizedStreak++;
-      this.reply(id, { ok: false, error: denied });
-      rt.logger.info({ connId: this.connId, method: method.slice(0, 128), code: denied.detailCode, event: "method-denied" }, "method denied");
-      if (session.unauthorizedStreak > UNAUTHORIZED_STREAK_LIMIT) {
-        rt.sessions.remove(registered);
-        rt.logger.info({ connId: this.connId, event: "session-closed", reason: "repeated unauthorized calls" }, "session closed");
-        this.close(CloseCode.policyViolation, "repeated unauthorized calls");
-      }
-      return;
-    }
-    session.unauthorizedStreak = 0;
-    const handler = rt.methods.get(method);
-    if (!handler) return this.reply(id, { ok: false, error: invalidRequest("UNKNOWN_METHOD", `unknown method: ${method.slice(0, 128)}`) });
-    const caller: CallerSession = { connId: this.connId, grant: session.grant, clientId: session.clientId, clientMode: session.clientMode };
-    session.inflight++;
-    try {
-      const result = await handler.call(params, caller, rt.services);
-      this.reply(id, result.ok ? { ok: true, payload: result.value } : { ok: false, error: result.error });
-    } catch (e) {
-      rt.logger.error({ connId: this.connId, method, err: e instanceof Error ? e.message : String(e) }, "method failed");
-      this.reply(id, { ok: false, error: new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error" }) });
-    } finally {
-      session.inflight--;
-    }
   }
 }
