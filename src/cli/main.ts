@@ -80,6 +80,10 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = e instanceof CliError ? e.exitCode : 2;
       return;
     }
-    throw e;
+    // Anything else (a full disk, a locked or damaged store) in one line, never a stack trace.
+    const code = (e as { code?: unknown } | null)?.code;
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`gatewarden: ${message.split("\n")[0]}${typeof code === "string" && !message.includes(code) ? ` (${code})` : ""}\n`);
+    process.exitCode = 1;
   }
 }

@@ -52,6 +52,8 @@ export const DETAIL_CODES = [
   "INTERNAL",
   // upstream mode: the OpenClaw gateway behind gatewarden did not give this session an upstream session
   "UPSTREAM_UNAVAILABLE",
+  // the store could not be written in bounded time (locked by another process); retryable
+  "STORE_UNAVAILABLE",
 ] as const;
 export type DetailCode = (typeof DETAIL_CODES)[number];
 

@@ -19,6 +19,7 @@ import type { DeadlineEntry } from "./handshake-deadlines.js";
 import type { ListEntry } from "./linked-list.js";
 import type { RegisteredSession, Session } from "./session-registry.js";
 import { routeRequest, type RouterContext } from "./session-router.js";
+import { storeFailureError } from "./store-failure.js";
 
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
@@ -192,8 +193,10 @@ export class Connection implements RouterContext {
   }
 
   private handshakeFailed(reqId: string, e: unknown): void {
-    this.rt.logger.error({ connId: this.connId, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
-    this.rejectAndClose(reqId, new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error", close: { code: CloseCode.internalError } }));
+    const error = storeFailureError(e, true);
+    this.rt.logger.error({ connId: this.connId, code: error.detailCode, err: e instanceof Error ? e.message : String(e) }, "handshake failed");
+    this.audit(undefined, { kind: "reject", stage: "store", code: error.detailCode });
+    this.rejectAndClose(reqId, error);
   }
 
   private rejectFrame(note: string): void {

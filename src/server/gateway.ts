@@ -396,7 +396,9 @@ export class Gateway implements GatewayRuntime {
       case "device.token.changed":
       case "backend.revoked": {
         const revocation = revocationOf(change);
-        if (revocation) this.revoke(revocation, change.kind === "backend.revoked" ? "backend revoked" : "device removed");
+        // Says what happened (upstream says "device removed" for all three).
+        const reason = change.kind === "backend.revoked" ? "backend revoked" : change.kind === "device.removed" ? "device removed" : `device token ${change.change}`;
+        if (revocation) this.revoke(revocation, reason);
         return;
       }
       case "shared-secret.rotated": {

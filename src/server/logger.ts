@@ -99,6 +99,9 @@ function rendered(line: DeferredLine): string {
  */
 export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_LOG_BATCHING): BatchedDestination {
   const stream = pino.destination({ fd, sync: true });
+  // A log that cannot be written (a full disk, a closed pipe) loses lines; it
+  // never crashes or stops the gateway ("Unhandled 'error' event … ENOSPC").
+  stream.on("error", () => undefined);
   let waiting: (string | DeferredLine)[] = [];
   let waitingChars = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -128,7 +131,12 @@ export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_L
   };
   const handOver = (): void => {
     const text = takeWaiting();
-    if (text !== "") stream.write(text);
+    if (text === "") return;
+    try {
+      stream.write(text);
+    } catch {
+      // dropped: see the error listener above
+    }
   };
   const flushSync = (): void => {
     const text = takeWaiting();

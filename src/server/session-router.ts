@@ -6,6 +6,7 @@ import { GatewayError, invalidRequest } from "../protocol/gateway-error.js";
 import type { sendRes } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { RegisteredSession } from "./session-registry.js";
+import { storeFailureError } from "./store-failure.js";
 
 // The request router of an admitted session: every frame after hello-ok is
 // validated against the closed request schema, bounded (in-flight limit),
@@ -77,8 +78,9 @@ export async function dispatch(ctx: RouterContext, registered: RegisteredSession
     const result = await handler.call(params, caller, rt.services);
     ctx.reply(id, result.ok ? { ok: true, payload: result.value } : { ok: false, error: result.error });
   } catch (e) {
-    rt.logger.error({ connId, method, err: e instanceof Error ? e.message : String(e) }, "method failed");
-    ctx.reply(id, { ok: false, error: new GatewayError({ code: "UNAVAILABLE", detailCode: "INTERNAL", message: "internal error" }) });
+    const error = storeFailureError(e, false);
+    rt.logger.error({ connId, method, code: error.detailCode, err: e instanceof Error ? e.message : String(e) }, "method failed");
+    ctx.reply(id, { ok: false, error });
   } finally {
     session.inflight--;
   }

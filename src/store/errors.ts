@@ -10,3 +10,20 @@ export class StoreConflictError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The store could not be written in bounded time (another process holds its
+ * write lock: a backup tool, a second CLI, a stuck migration). Retryable: the
+ * server answers UNAVAILABLE with retryAfterMs instead of waiting on the lock
+ * with its event loop blocked.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -4,7 +4,7 @@ import Database from "better-sqlite3";
 import { systemClock } from "../clock.js";
 import type { PairingReason } from "../protocol/error-codes.js";
 import type { Role, Scope } from "../protocol/enums.js";
-import { StoreConflictError } from "./errors.js";
+import { StoreConflictError, StoreUnavailableError } from "./errors.js";
 import { assertTokenRolesMatch } from "./invariants.js";
 import { AsyncMutex } from "./mutex.js";
 import type {
@@ -20,11 +20,46 @@ import type { ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter } from 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created (mode 0700) when missing. */
   readonly path: string;
-  /** How long to wait for another connection's lock before failing with SQLITE_BUSY. */
+  /**
+   * How long one attempt at a lock may block the thread (SQLite's busy
+   * timeout). Short: a lock held by another process is waited for by retrying
+   * asynchronously, so the event loop never stalls for long.
+   */
   readonly busyTimeoutMs?: number;
+  /** How long a transaction waits in all for the write lock before failing with StoreUnavailableError. */
+  readonly lockWaitMs?: number;
 }
 
-const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+const DEFAULT_BUSY_TIMEOUT_MS = 20;
+const DEFAULT_LOCK_WAIT_MS = 3000;
+const OPEN_BUSY_TIMEOUT_MS = 5000;
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || code === "SQLITE_BUSY_SNAPSHOT";
+}
+
+/**
+ * BEGIN IMMEDIATE, retried with backoff while another process holds the write
+ * lock: each attempt blocks for at most the busy timeout, the waits between
+ * them are timers, and after `lockWaitMs` the transaction fails retryably.
+ */
+async function beginImmediate(db: Database.Database, path: string, lockWaitMs: number): Promise<void> {
+  const deadline = Date.now() + lockWaitMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+    try {
+      db.exec("BEGIN IMMEDIATE");
+      return;
+    } catch (e) {
+      if (!isBusy(e)) throw e;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new StoreUnavailableError(`gatewarden store ${path} is locked by another process (waited ${lockWaitMs} ms); retry`, 1000, { cause: e });
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+    }
+  }
+}
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 
@@ -138,6 +173,13 @@ export const SQLITE_SCHEMA_VERSION: number = MIGRATIONS.at(-1)?.version ?? 0;
  * exactly once.
  */
 function migrate(db: Database.Database, path: string): void {
+  // Up to date (the usual case): a read tells, and no write lock is taken, so
+  // opening the store works while another process holds the lock.
+  const known = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if ((known?.n ?? 0) > 0) {
+    const v = db.prepare<[], { version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations").get()?.version ?? 0;
+    if (v === SQLITE_SCHEMA_VERSION) return;
+  }
   db.exec("BEGIN IMMEDIATE");
   try {
     db.exec(
@@ -728,6 +770,7 @@ function tightenSiblings(path: string): void {
 
 export function openSqliteStore(opts: SqliteStoreOptions): Store {
   const timeout = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const lockWaitMs = opts.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
   preparePrivateFile(resolve(opts.path));
   const path = realpathSync(opts.path);
 
@@ -737,7 +780,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
   // last committed snapshot instead.
   const connections: Database.Database[] = [];
   try {
-    const writer = new Database(path, { timeout });
+    // Opening (WAL switch, a first migration) may wait as long as it used to: it
+    // happens once, before anything is served; afterwards every lock wait is short.
+    const writer = new Database(path, { timeout: OPEN_BUSY_TIMEOUT_MS });
     connections.push(writer);
     const mode = writer.pragma("journal_mode = WAL", { simple: true });
     if (mode !== "wal") throw new Error(`gatewarden store ${path}: could not enable WAL (journal_mode is ${String(mode)})`);
@@ -745,6 +790,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     // WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last few.
     writer.pragma("synchronous = NORMAL");
     migrate(writer, path);
+    writer.pragma(`busy_timeout = ${timeout}`);
     tightenSiblings(path);
 
     const reader = new Database(path, { timeout });
@@ -772,9 +818,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
         checkOpen();
         return mutex.run(async () => {
           checkOpen();
-          // IMMEDIATE takes the write lock now (waiting up to busy_timeout for
-          // another process), so fn never fails halfway on a lock upgrade.
-          writer.exec("BEGIN IMMEDIATE");
+          // IMMEDIATE takes the write lock now (retried asynchronously while
+          // another process holds it), so fn never fails halfway on a lock upgrade.
+          await beginImmediate(writer, path, lockWaitMs);
           // A tx handle that escapes fn must not write outside the transaction.
           let live = true;
           const tx = makeWriter(txReads, writes, () => {

@@ -201,7 +201,7 @@ describe("A21–A28 credentials and tokens over real sockets", () => {
       if (action === "rotate") ledger.add((JSON.parse(r.stdout) as { token: string }).token);
       const closed = await live.client.closed;
       assert.equal(closed.code, 4001, action);
-      assert.equal(closed.reason, "device removed");
+      assert.equal(closed.reason, action === "rotate" ? "device token rotated" : "device token revoked", "the close says what happened");
     }
   });
 

@@ -75,11 +75,11 @@ describe("a device revoked or removed by the admin CLI (another process) against
   });
 
   const cases = [
-    { command: "devices revoke --device <id> --role operator", args: (id: string) => ["devices", "revoke", "--device", id, "--role", "operator"] },
-    { command: "devices remove <id>", args: (id: string) => ["devices", "remove", id] },
+    { command: "devices revoke --device <id> --role operator", args: (id: string) => ["devices", "revoke", "--device", id, "--role", "operator"], reason: "device token revoked" },
+    { command: "devices remove <id>", args: (id: string) => ["devices", "remove", id], reason: "device removed" },
   ] as const;
 
-  for (const { command, args } of cases) {
+  for (const { command, args, reason } of cases) {
     it(`after \`gatewarden ${command}\`, the device's live session and every session admitted while the CLI ran are closed with 4001, and a new handshake with its token is refused, each within ${DEADLINE_MS / 1000} s`, async () => {
       const device = createTestDevice();
       const { deviceToken } = await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
@@ -93,7 +93,7 @@ describe("a device revoked or removed by the admin CLI (another process) against
       assert.equal(done.code, 0, done.stderr);
 
       // (a) no session of the device outlives the change
-      assert.deepEqual(await within(live.client.closed, "the live session is closed"), { code: 4001, reason: "device removed" });
+      assert.deepEqual(await within(live.client.closed, "the live session is closed"), { code: 4001, reason });
       const closes = await within(Promise.all(admitted.map((c) => c.closed)), `all ${admitted.length} sessions admitted during the race are closed`);
       assert.deepEqual(
         closes.map((c) => c.code),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import type { PairedDeviceRecord } from "../../src/store/records.js";
+import { StoreUnavailableError } from "../../src/store/errors.js";
 import { SQLITE_SCHEMA_VERSION, openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
 import { runStoreContract } from "./store-contract.js";
@@ -302,21 +303,31 @@ describe("sqlite store (file, schema and multi-process behaviour)", () => {
     }
   });
 
-  it("a transaction waits busyTimeoutMs for another connection's write lock, then fails with SQLITE_BUSY without running fn", async () => {
+  it("a transaction waits for another process's write lock by retrying, never blocking the event loop long, then fails retryably without running fn", async () => {
     const path = await tempDbPath();
-    const store = openSqliteStore({ path, busyTimeoutMs: 50 });
+    const store = openSqliteStore({ path, lockWaitMs: 600 });
     const otherProcess = new Database(path);
     try {
       otherProcess.exec("BEGIN IMMEDIATE");
       let ran = false;
+      // The longest gap between ticks of a 5 ms timer while the transaction waits.
+      let longestStall = 0;
+      let last = Date.now();
+      const ticker = setInterval(() => {
+        const now = Date.now();
+        longestStall = Math.max(longestStall, now - last);
+        last = now;
+      }, 5);
       const started = Date.now();
       await assert.rejects(
         store.transact(async () => {
           ran = true;
         }),
-        { code: "SQLITE_BUSY" },
+        (e: unknown) => e instanceof StoreUnavailableError && e.retryAfterMs > 0,
       );
-      assert.ok(Date.now() - started >= 40, "waited for the lock");
+      clearInterval(ticker);
+      assert.ok(Date.now() - started >= 500, "waited for the lock");
+      assert.ok(longestStall < 250, `the event loop stalled ${longestStall} ms (the old busy wait held it for the whole timeout)`);
       assert.equal(ran, false);
 
       otherProcess.exec("COMMIT");
@@ -325,6 +336,24 @@ describe("sqlite store (file, schema and multi-process behaviour)", () => {
     } finally {
       otherProcess.close();
       await store.close();
+    }
+  });
+
+  it("a store opens and serves reads while another process holds the write lock (no migration to run)", async () => {
+    const path = await tempDbPath();
+    const first = openSqliteStore({ path });
+    await first.transact((tx) => tx.setSetting("k", "v"));
+    await first.close();
+    const otherProcess = new Database(path);
+    try {
+      otherProcess.exec("BEGIN IMMEDIATE");
+      const started = Date.now();
+      const store = openSqliteStore({ path });
+      assert.equal(await store.getSetting("k"), "v");
+      assert.ok(Date.now() - started < 1000);
+      await store.close();
+    } finally {
+      otherProcess.close();
     }
   });
 });

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { SecretLedger, assertRefused, detailCode, helloAuth, openConnect, pairDevice } from "../support/adversarial.js";
+import { createTestDevice } from "../support/device.js";
+import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+
+// Issue 14: storage that is locked by another process, or an identity file a
+// full disk left empty. The gateway's event loop stays responsive, what needs
+// no write keeps working, what needs one fails retryably, and every error is
+// one line that names the file.
+
+function healthz(port: number): Promise<number> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    request({ host: "127.0.0.1", port, path: "/healthz" }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(Date.now() - started));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+describe("a store locked by another process", () => {
+  const ledger = new SecretLedger();
+  let gw: GatewayProcess;
+  let lock: Database.Database;
+
+  before(async () => {
+    gw = await startGatewayProcess();
+    ledger.add(gw.token);
+  });
+  after(async () => {
+    if (lock?.inTransaction) lock.exec("ROLLBACK");
+    lock?.close();
+    await gw.stop();
+  });
+
+  it("while another process holds BEGIN IMMEDIATE: /healthz and paired reconnects are served without stalls, writes fail retryably with STORE_UNAVAILABLE, and all recover when the lock goes", async () => {
+    const device = createTestDevice();
+    const { deviceToken } = await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+    lock = new Database(join(gw.stateDir, "gatewarden.sqlite"));
+    lock.exec("BEGIN IMMEDIATE");
+
+    // A new device's pairing request needs a write: refused retryably, not INTERNAL.
+    const fresh = createTestDevice();
+    const started = Date.now();
+    const pairing = openConnect(gw, { device: fresh, auth: { token: gw.token! } }, ledger);
+    // Meanwhile the event loop answers at once, again and again.
+    let slowest = 0;
+    for (let i = 0; i < 10; i++) slowest = Math.max(slowest, await healthz(gw.port));
+    assert.ok(slowest < 1000, `/healthz took ${slowest} ms under the lock (5 s before)`);
+    // A paired device's reconnect needs no write.
+    const again = await openConnect(gw, { device, scopes: ["operator.read"], auth: { deviceToken } }, ledger);
+    assert.equal(helloAuth(again.reply).scopes.length, 1);
+    again.client.close();
+    const { client, reply } = await pairing;
+    assert.equal(detailCode(reply), "STORE_UNAVAILABLE", JSON.stringify(reply.error));
+    assert.equal(reply.error?.code, "UNAVAILABLE");
+    assert.equal(reply.error?.retryable, true);
+    assert.ok((reply.error?.retryAfterMs ?? 0) > 0);
+    assert.equal((await client.closed).code, 1013);
+    assert.ok(Date.now() - started < 15_000);
+    await new Promise((r) => setTimeout(r, 500)); // audit lines are written in batches
+    const logged = gw.logLines().filter((l) => l.audit === "admission" && l.code === "STORE_UNAVAILABLE");
+    assert.ok(logged.length >= 1, "the refusal has an audit line");
+
+    // The admin CLI's reads work under the lock; its writes say in one line what failed.
+    const list = gw.cli(["devices", "list", "--json"]);
+    assert.equal(list.code, 0, list.stderr);
+    const revoke = gw.cli(["devices", "revoke", "--device", device.id, "--role", "operator"]);
+    assert.notEqual(revoke.code, 0);
+    assert.match(revoke.stderr, /^gatewarden: gatewarden store .* is locked by another process .*\n$/);
+
+    lock.exec("ROLLBACK");
+    const later = await openConnect(gw, { device: fresh, auth: { token: gw.token! } }, ledger);
+    await assertRefused(later.client, later.reply, "PAIRING_REQUIRED");
+  });
+});
+
+describe("an identity file a full disk left empty", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "gatewarden-identity-"));
+    mkdirSync(join(dir, "identity"), { mode: 0o700 });
+    writeFileSync(join(dir, "identity", "gateway.json"), "", { mode: 0o600 });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a 0-byte identity file stops serve with one line naming the file and the way out", () => {
+    const r = spawnSync(process.execPath, [BIN, "serve", "--port", "0"], { encoding: "utf8", env: { ...process.env, GATEWARDEN_STATE_DIR: dir }, timeout: 20_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, new RegExp(`^gatewarden: gatewarden's identity file ${join(dir, "identity", "gateway.json")} is damaged .*move it aside.*\\n$`));
+  });
+});
