@@ -20,6 +20,7 @@ import type { ListEntry } from "./linked-list.js";
 import type { RegisteredSession, Session } from "./session-registry.js";
 import { routeRequest, type RouterContext } from "./session-router.js";
 import { storeFailureError } from "./store-failure.js";
+import { StoreUnavailableError } from "../store/errors.js";
 
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
 
@@ -275,6 +276,11 @@ export class Connection implements RouterContext {
    */
   private handshake(reqId: string, params: ConnectParams): Promise<void> | undefined {
     const claims = claimsFromConnect(params);
+    const lost = this.rt.storeLost();
+    if (lost !== undefined) {
+      this.refuse(claims, reqId, "store", storeFailureError(new StoreUnavailableError(lost, 60_000), true));
+      return undefined;
+    }
     const presented: PresentedSecrets = params.auth ?? {};
     const facts = this.factsInMemory(claims, presented);
     if (facts !== undefined) {

@@ -201,6 +201,24 @@ export class Gateway implements GatewayRuntime {
     return this.currentPolicy;
   }
 
+  private lostStore: string | undefined;
+
+  storeLost(): string | undefined {
+    return this.lostStore;
+  }
+
+  /** Checked on every change poll: a store whose file is gone can neither record nor report a revocation. */
+  private checkStoreFile(): void {
+    if (this.lostStore !== undefined) return;
+    const lost = this.store.lost();
+    if (lost === undefined) return;
+    this.lostStore = lost;
+    this.logger.fatal(
+      { event: "store-lost", reason: lost },
+      `${lost}. gatewarden refuses every new connection from now on (a revocation could not be recorded): restore the database from a backup and restart, or restart to begin with an empty store (every device must pair again)`,
+    );
+  }
+
   limiterExempt(peer: PeerEvidence): boolean {
     return this.options.rateLimit.exemptLoopback && peer.locality === "direct_local";
   }
@@ -336,6 +354,7 @@ export class Gateway implements GatewayRuntime {
    * dropped and the change feed is read in the same pass.
    */
   private async pollCommits(): Promise<void> {
+    this.checkStoreFile();
     try {
       const marker = await this.store.commitMarker();
       if (marker === this.lastCommitMarker) return;

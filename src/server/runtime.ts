@@ -36,6 +36,8 @@ export interface GatewayRuntime {
   readonly services: MethodServices;
   readonly parseKey: (text: string) => ParsedPublicKey | undefined;
   policy(): AdmissionPolicy;
+  /** Set once the store's file was deleted or replaced under the running gateway: nothing new is admitted. */
+  storeLost(): string | undefined;
   limiterExempt(peer: PeerEvidence): boolean;
   storeChanged(): void;
   /** The hello-ok payload for a new session, as JSON text. */

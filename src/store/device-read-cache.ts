@@ -79,6 +79,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
     changesSince: (afterId, limit) => store.changesSince(afterId, limit),
     latestChangeId: () => store.latestChangeId(),
     commitMarker: () => store.commitMarker(),
+    lost: () => store.lost(),
     async transact(fn) {
       try {
         // Dropped before the commit too: a read between the commit and this

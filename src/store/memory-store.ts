@@ -255,6 +255,7 @@ export function createMemoryStore(): Store {
       });
     },
 
+    lost: () => undefined,
     async commitMarker() {
       checkOpen();
       return commits;

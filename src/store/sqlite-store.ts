@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, realpathSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, realpathSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { systemClock } from "../clock.js";
@@ -805,6 +805,20 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     const writes = prepareWrites(writer);
     const mutex = acquireFileMutex(path);
     let closed = false;
+    // The file this store opened: a file deleted or replaced under a running
+    // gateway takes every later write into a file nobody will ever open again.
+    const opened = statSync(path);
+    const lostReason = (): string | undefined => {
+      let now;
+      try {
+        now = statSync(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return `the database ${path} was deleted while in use`;
+        return `the database ${path} cannot be checked: ${(e as Error).message}`;
+      }
+      return now.ino !== opened.ino || now.dev !== opened.dev ? `the database ${path} was replaced while in use` : undefined;
+    };
+
 
     const checkOpen = (): void => {
       if (closed) throw new Error(`gatewarden store ${path} is closed`);
@@ -816,6 +830,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
 
       async transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
         checkOpen();
+        const gone = lostReason();
+        if (gone) throw new StoreUnavailableError(`${gone}: nothing more is written to it (restart gatewarden, or restore the file from a backup)`, 60_000);
         return mutex.run(async () => {
           checkOpen();
           // IMMEDIATE takes the write lock now (retried asynchronously while
@@ -839,6 +855,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
           }
         });
       },
+
+      lost: lostReason,
 
       async commitMarker() {
         checkOpen();

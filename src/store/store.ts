@@ -75,6 +75,12 @@ export interface Store extends StoreReader {
    * store). Cheap: the gateway polls it to know when cached reads are stale.
    */
   commitMarker(): Promise<number>;
+  /**
+   * Why the store can no longer be trusted to keep what is written to it (its
+   * file was deleted or replaced under the running gateway), or `undefined`.
+   * Cheap: the gateway asks on every change poll.
+   */
+  lost(): string | undefined;
   close(): Promise<void>;
 }
 

@@ -84,6 +84,33 @@ describe("a store locked by another process", () => {
   });
 });
 
+describe("a database deleted under a running gateway", () => {
+  const ledger = new SecretLedger();
+  let gw: GatewayProcess;
+  before(async () => {
+    gw = await startGatewayProcess();
+    ledger.add(gw.token);
+  });
+  after(async () => {
+    await gw.stop();
+  });
+
+  it("is noticed on the change poll and said loudly; from then on nothing is admitted, not even a paired device from memory", async () => {
+    const device = createTestDevice();
+    const { deviceToken } = await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(join(gw.stateDir, `gatewarden.sqlite${suffix}`), { force: true });
+    await new Promise((r) => setTimeout(r, 1000));
+    const lost = gw.logLines().filter((l) => l.event === "store-lost");
+    assert.equal(lost.length, 1, "said once");
+    assert.match(String(lost[0]?.msg), /was deleted while in use.*restore the database from a backup/);
+    for (const opts of [{ device, scopes: ["operator.read"], auth: { deviceToken } }, { device: createTestDevice(), auth: { token: gw.token! } }]) {
+      const { client, reply } = await openConnect(gw, opts, ledger);
+      assert.equal(detailCode(reply), "STORE_UNAVAILABLE", JSON.stringify(reply.error));
+      assert.equal((await client.closed).code, 1013);
+    }
+  });
+});
+
 describe("an identity file a full disk left empty", () => {
   let dir: string;
   before(() => {
