@@ -48,6 +48,10 @@ export async function startGateway(
   }
   const store = deps.store ?? openSqliteStore({ path: databasePath(config.stateDir) });
   try {
+    const damage = await store.damage();
+    if (damage) {
+      throw new ConfigError(`${damage}; refusing to serve from it. Restore a backup (gatewarden store restore <file>) with the gateway stopped`);
+    }
     let generatedToken: string | undefined;
     let auth: AuthPolicy;
     let sharedTokenSource: "store" | "config" | "none" = "none";

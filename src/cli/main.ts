@@ -6,6 +6,7 @@ import { backendsCommand } from "./backends-command.js";
 import { devicesCommand } from "./devices-command.js";
 import { serveCommand } from "./serve-command.js";
 import { tokenCommand } from "./token-command.js";
+import { storeCommand } from "./store-command.js";
 import { upstreamCommand } from "./upstream-command.js";
 
 function portArg(v: string): number {
@@ -68,6 +69,7 @@ export function buildProgram(): Command {
   program.addCommand(backendsCommand(stateDir));
   program.addCommand(tokenCommand(stateDir));
   program.addCommand(upstreamCommand(stateDir));
+  program.addCommand(storeCommand(stateDir));
   return program;
 }
 

@@ -62,6 +62,8 @@ export interface GatewayOptions {
 }
 
 const HOUSEKEEPING_MS = 30_000;
+/** How often the store's integrity is checked while serving (it is checked at start too). */
+const INTEGRITY_CHECK_MS = 10 * 60_000;
 
 const CHANGE_RETENTION_MS = 10 * 60_000;
 
@@ -211,7 +213,11 @@ export class Gateway implements GatewayRuntime {
   private checkStoreFile(): void {
     if (this.lostStore !== undefined) return;
     const lost = this.store.lost();
-    if (lost === undefined) return;
+    if (lost !== undefined) this.markStoreLost(lost);
+  }
+
+  private markStoreLost(lost: string): void {
+    if (this.lostStore !== undefined) return;
     this.lostStore = lost;
     this.logger.fatal(
       { event: "store-lost", reason: lost },
@@ -236,6 +242,7 @@ export class Gateway implements GatewayRuntime {
     this.every(this.limits.tickIntervalMs, () => this.sessions.broadcast("tick", { ts: this.clock.now() }));
     this.every(this.options.changePollMs, () => void this.pollCommits());
     this.every(HOUSEKEEPING_MS, () => void this.housekeeping());
+    this.every(INTEGRITY_CHECK_MS, () => void this.checkIntegrity());
     return this.address();
   }
 
@@ -436,6 +443,16 @@ export class Gateway implements GatewayRuntime {
     this.revocations.record(revocation);
     const n = this.sessions.closeWhere((s) => revokes(revocation, s.grant), CloseCode.authChanged, reason);
     if (n > 0) this.logger.info({ event: "sessions-closed", reason, count: n }, "closed sessions");
+  }
+
+  /** A store found damaged while serving is treated as lost: nothing new is admitted from it. */
+  private async checkIntegrity(): Promise<void> {
+    try {
+      const damage = await this.store.damage();
+      if (damage) this.markStoreLost(damage);
+    } catch (e) {
+      this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "integrity check failed");
+    }
   }
 
   private async housekeeping(): Promise<void> {

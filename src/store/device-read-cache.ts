@@ -80,6 +80,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
     latestChangeId: () => store.latestChangeId(),
     commitMarker: () => store.commitMarker(),
     lost: () => store.lost(),
+    damage: () => store.damage(),
     async transact(fn) {
       try {
         // Dropped before the commit too: a read between the commit and this

@@ -256,6 +256,7 @@ export function createMemoryStore(): Store {
     },
 
     lost: () => undefined,
+    damage: async () => undefined,
     async commitMarker() {
       checkOpen();
       return commits;

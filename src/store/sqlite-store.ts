@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, realpathSync, statSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { systemClock } from "../clock.js";
@@ -858,6 +858,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
 
       lost: lostReason,
 
+      async damage() {
+        checkOpen();
+        const problem = quickCheckOn(reader);
+        return problem === undefined ? undefined : `the database ${path} is damaged (${problem})`;
+      },
+
       async commitMarker() {
         checkOpen();
         return dataVersion.get() ?? 0;
@@ -876,6 +882,75 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     };
   } catch (err) {
     for (const db of connections) db.close();
+    // Name the file: "database disk image is malformed" alone says nothing of where.
+    if (err instanceof Error && (err as { code?: unknown }).code !== undefined && !err.message.includes(path)) {
+      throw new Error(`cannot open the database ${path}: ${err.message} (${String((err as { code?: unknown }).code)})`, { cause: err });
+    }
     throw err;
+  }
+}
+
+/**
+ * A consistent copy of the database at `path` into `dest` (SQLite's online
+ * backup: safe while a gateway writes), 0600, checked before it is kept.
+ */
+export async function backupSqliteDatabase(path: string, dest: string): Promise<void> {
+  const src = new Database(path, { readonly: true, fileMustExist: true });
+  const tmp = `${dest}.${process.pid}.tmp`;
+  try {
+    closeSync(openSync(tmp, "w", FILE_MODE));
+    await src.backup(tmp);
+    const problem = quickCheck(tmp);
+    if (problem) throw new Error(`the copy of ${path} fails its integrity check (${problem}); the database itself may be damaged`);
+    renameSync(tmp, dest);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  } finally {
+    src.close();
+  }
+}
+
+/** `undefined` when SQLite's quick_check finds nothing wrong in the file at `path`. */
+export function quickCheck(path: string): string | undefined {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    return quickCheckOn(db);
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  } finally {
+    db?.close();
+  }
+}
+
+function quickCheckOn(db: Database.Database): string | undefined {
+  try {
+    const rows = db.prepare<[], { quick_check: string }>("PRAGMA quick_check(5)").all();
+    const problems = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
+    return problems.length === 0 ? undefined : problems.join("; ").slice(0, 300);
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/**
+ * Put a backup in place of the database at `path`: checked first, then
+ * renamed over it (its -wal and -shm go: they belong to the file replaced).
+ * A gateway still running on the old file sees it replaced and admits nobody
+ * more until restarted.
+ */
+export function restoreSqliteDatabase(path: string, backup: string): void {
+  const problem = quickCheck(backup);
+  if (problem) throw new Error(`refusing to restore ${backup}: it fails its integrity check (${problem})`);
+  const tmp = `${path}.restore.${process.pid}.tmp`;
+  try {
+    copyFileSync(backup, tmp);
+    chmodSync(tmp, FILE_MODE);
+    for (const suffix of ["-wal", "-shm"]) rmSync(path + suffix, { force: true });
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
   }
 }

@@ -81,6 +81,8 @@ export interface Store extends StoreReader {
    * Cheap: the gateway asks on every change poll.
    */
   lost(): string | undefined;
+  /** What an integrity check of the stored data found wrong (`PRAGMA quick_check` for SQLite), or `undefined`. */
+  damage(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,6 +107,48 @@ describe("a database deleted under a running gateway", () => {
       const { client, reply } = await openConnect(gw, opts, ledger);
       assert.equal(detailCode(reply), "STORE_UNAVAILABLE", JSON.stringify(reply.error));
       assert.equal((await client.closed).code, 1013);
+    }
+  });
+});
+
+describe("a corrupted database, and backups", () => {
+  const ledger = new SecretLedger();
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "gatewarden-corrupt-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a backup taken while serving restores a database whose pages were overwritten with garbage, which serve refuses in one line naming the file", async () => {
+    const stateDir = join(dir, "state");
+    const gw = await startGatewayProcess({ stateDir });
+    ledger.add(gw.token);
+    const device = createTestDevice();
+    await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+    const backup = join(dir, "backup.sqlite");
+    const b = gw.cli(["--state-dir", stateDir, "store", "backup", backup]);
+    assert.equal(b.code, 0, b.stderr);
+    await gw.stop();
+
+    // Garbage inside the pages after the header page: what a bad disk or a stray write leaves.
+    const db = join(stateDir, "gatewarden.sqlite");
+    const fd = openSync(db, "r+");
+    const size = fstatSync(fd).size;
+    for (let off = 4096; off < size; off += 4096) writeSync(fd, Buffer.alloc(512, 0xa5), 0, 512, off);
+    closeSync(fd);
+    const refused = spawnSync(process.execPath, [BIN, "--state-dir", stateDir, "serve", "--port", "0"], { encoding: "utf8", timeout: 20_000 });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, new RegExp(`^gatewarden: (the database|cannot open the database) ${db.replace(/[.]/g, "\\.")}.*\n$`));
+    assert.doesNotMatch(refused.stdout, /listening/);
+
+    const restored = spawnSync(process.execPath, [BIN, "--state-dir", stateDir, "store", "restore", backup], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(restored.status, 0, restored.stderr);
+    const again = await startGatewayProcess({ stateDir });
+    try {
+      const list = again.cli(["--state-dir", stateDir, "devices", "list", "--json"]);
+      assert.ok((JSON.parse(list.stdout) as { paired: { deviceId: string }[] }).paired.some((p) => p.deviceId === device.id), "the pairing came back with the backup");
+    } finally {
+      await again.stop();
     }
   });
 });
