@@ -14,13 +14,8 @@ export class CliError extends Error {
   }
 }
 
-/**
- * The admin commands act on the gateway's store directly. Opening it is the
- * owner's proof: the state dir is 0700 and the database 0600, so only the
- * machine's owner (or root) can. A running gateway sees the change within its
- * poll interval and reacts (events, closed sessions).
- */
-export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
+/** The state dir's database path, once the dir and the file are found private to their owner (A55). */
+export function privateDatabasePath(stateDir: string): string {
   const path = databasePath(stateDir);
   try {
     assertPrivatePath(stateDir, "state dir");
@@ -29,6 +24,17 @@ export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => 
     if (e instanceof UnsafePathError) throw new CliError(e.message);
     throw e;
   }
+  return path;
+}
+
+/**
+ * The admin commands act on the gateway's store directly. Opening it is the
+ * owner's proof: the state dir is 0700 and the database 0600, so only the
+ * machine's owner (or root) can. A running gateway sees the change within its
+ * poll interval and reacts (events, closed sessions).
+ */
+export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const path = privateDatabasePath(stateDir);
   if (!existsSync(path)) {
     throw new CliError(`no gateway state at ${stateDir} (start it once with "gatewarden serve", or pass --state-dir)`);
   }

@@ -1,26 +1,12 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command } from "commander";
-import { databasePath } from "../config.js";
-import { assertPrivatePath, UnsafePathError } from "../private-path.js";
 import { backupSqliteDatabase, restoreSqliteDatabase } from "../store/sqlite-store.js";
-import { CliError } from "./admin-store.js";
+import { CliError, privateDatabasePath } from "./admin-store.js";
 import type { StateDirOption } from "./state-dir-option.js";
 
 // Backups of the gateway's state with SQLite's online backup API: consistent
 // while the gateway runs, checked before they are kept or put back.
-
-function privateStateDb(stateDir: string): string {
-  const path = databasePath(stateDir);
-  try {
-    assertPrivatePath(stateDir, "state dir");
-    assertPrivatePath(path, "database");
-  } catch (e) {
-    if (e instanceof UnsafePathError) throw new CliError(e.message);
-    throw e;
-  }
-  return path;
-}
 
 export function storeCommand(opts: StateDirOption): Command {
   const cmd = new Command("store").description("back up and restore the gateway's state");
@@ -30,7 +16,7 @@ export function storeCommand(opts: StateDirOption): Command {
     .description("write a consistent, checked copy of the state database to <file> (0600); safe while the gateway runs")
     .argument("<file>", "where to write the copy (must not exist)")
     .action(async (file: string) => {
-      const path = privateStateDb(opts.stateDir());
+      const path = privateDatabasePath(opts.stateDir());
       if (!existsSync(path)) throw new CliError(`no gateway state at ${opts.stateDir()}`);
       const dest = resolve(file);
       if (existsSync(dest)) throw new CliError(`${dest} already exists; choose a new file`);
@@ -43,7 +29,7 @@ export function storeCommand(opts: StateDirOption): Command {
     .description("replace the state database with a checked backup; stop the gateway first (a running one sees its file replaced and admits nobody until restarted)")
     .argument("<file>", "a file written by `gatewarden store backup`")
     .action((file: string) => {
-      const path = privateStateDb(opts.stateDir());
+      const path = privateDatabasePath(opts.stateDir());
       const backup = resolve(file);
       if (!existsSync(backup)) throw new CliError(`no such backup: ${backup}`);
       restoreSqliteDatabase(path, backup);
