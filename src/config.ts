@@ -80,6 +80,7 @@ const FileSchema = ClosedObject({
     }),
   ),
   changePollMs: optPositiveInt(),
+  upstream: Type.Optional(ClosedObject({ url: nonEmpty })),
   log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(["fatal", "error", "warn", "info", "debug", "trace", "silent"])) })),
 });
 const FileValidator = compileSchema(FileSchema);
@@ -106,6 +107,8 @@ export interface ResolvedConfig {
   readonly limits: TransportLimits;
   readonly rateLimit: RateLimitOptions;
   readonly changePollMs: number;
+  /** Upstream mode: the OpenClaw gateway gatewarden stands in front of (`serve --upstream`). */
+  readonly upstream: string | undefined;
   readonly logLevel: string;
 }
 
@@ -122,7 +125,20 @@ export interface ConfigOverrides {
   readonly allowOrigins?: readonly string[] | undefined;
   readonly trustedProxies?: readonly string[] | undefined;
   readonly silentLocalPairing?: boolean | undefined;
+  readonly upstream?: string | undefined;
   readonly logLevel?: string | undefined;
+}
+
+function upstreamUrl(text: string | undefined): string | undefined {
+  if (text === undefined || text.trim() === "") return undefined;
+  let u: URL;
+  try {
+    u = new URL(text.trim());
+  } catch {
+    throw new ConfigError(`upstream must be a ws:// or wss:// URL, got ${JSON.stringify(text)}`);
+  }
+  if (u.protocol !== "ws:" && u.protocol !== "wss:") throw new ConfigError(`upstream must be a ws:// or wss:// URL, got ${JSON.stringify(text)}`);
+  return u.toString().replace(/\/$/, "");
 }
 
 /** A state dir or config file another user could have written is refused before anything in it is trusted. */
@@ -249,6 +265,7 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
     limits: { ...DEFAULT_TRANSPORT_LIMITS, ...file.limits },
     rateLimit: { ...DEFAULT_RATE_LIMIT, ...file.rateLimit },
     changePollMs: file.changePollMs ?? 250,
+    upstream: upstreamUrl(flags.upstream ?? env.GATEWARDEN_UPSTREAM ?? file.upstream?.url),
     logLevel: flags.logLevel ?? env.GATEWARDEN_LOG_LEVEL ?? file.log?.level ?? "info",
   };
 }

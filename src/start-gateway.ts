@@ -6,6 +6,8 @@ import { secretDigest } from "./admission/secret-digest.js";
 import { systemClock, systemRandom, type Clock, type Random } from "./clock.js";
 import { ConfigError, databasePath, identityPath, type ResolvedConfig } from "./config.js";
 import { assertPrivatePath, UnsafePathError } from "./private-path.js";
+import { loadUpstreamIdentity } from "./relay/upstream-identity.js";
+import { UpstreamRelay } from "./relay/upstream-relay.js";
 import { DEVICE_SIGNATURE_SKEW_MS } from "./identity/verify-device-proof.js";
 import type { RegisteredMethod } from "./methods/define-method.js";
 import { ensureSharedToken } from "./pairing/shared-token.js";
@@ -85,6 +87,16 @@ export async function startGateway(
       silentLocalPairing: config.silentLocalPairing,
       signatureSkewMs: DEVICE_SIGNATURE_SKEW_MS,
     };
+    // Upstream mode: gatewarden's own paired identity, and the upstream reached once before listening.
+    let relay: UpstreamRelay | undefined;
+    if (config.upstream !== undefined) {
+      try {
+        const { credentials, signer } = loadUpstreamIdentity(config.stateDir, identityPath(config.stateDir), config.upstream);
+        relay = await UpstreamRelay.connect({ credentials, signer, connectTimeoutMs: 10_000, requestTimeoutMs: 60_000, maxBufferedBytes: config.limits.maxBufferedBytes });
+      } catch (e) {
+        throw new ConfigError(e instanceof Error ? e.message : String(e));
+      }
+    }
     const gateway = new Gateway({
       host: config.host,
       port: config.port,
@@ -102,6 +114,7 @@ export async function startGateway(
       changePollMs: config.changePollMs,
       stateDir: config.stateDir,
       ...(deps.methods ? { methods: deps.methods } : {}),
+      ...(relay ? { relay } : {}),
     });
     const address = await gateway.listen();
     return {

@@ -37,6 +37,7 @@ export function buildProgram(): Command {
     .option("--trusted-proxy <cidr>", "reverse proxy whose forwarding headers are believed (repeatable)", collect)
     .option("--silent-local-pairing", "auto-approve first pairings from loopback clients holding the shared token, up to the configured ceiling")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GATEWARDEN_LOG_LEVEL)")
+    .option("--upstream <url>", "stand in front of this OpenClaw gateway (env GATEWARDEN_UPSTREAM; pair first: gatewarden upstream pair)")
     .addHelpText(
       "after",
       "\nSecrets come from the environment or the config file, never flags: GATEWARDEN_TOKEN, GATEWARDEN_PASSWORD.\nSee docs/configuration.md for every setting.",
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
         trustedProxy?: string[];
         silentLocalPairing?: boolean;
         logLevel?: string;
+        upstream?: string;
       }) =>
         serveCommand({
           stateDir: stateDir.stateDir(),
@@ -61,6 +63,7 @@ export function buildProgram(): Command {
           allowOrigins: o.allowOrigin,
           trustedProxies: o.trustedProxy,
           silentLocalPairing: o.silentLocalPairing,
+          upstream: o.upstream,
           logLevel: o.logLevel,
         }),
     );

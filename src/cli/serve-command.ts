@@ -15,6 +15,8 @@ export async function serveCommand(flags: ConfigOverrides): Promise<void> {
     `  auth: ${config.auth.mode}   store: sqlite ${databasePath(config.stateDir)}`,
     `  silent local pairing: ${config.silentLocalPairing.enabled ? `on (ceiling: ${config.silentLocalPairing.scopeCeiling.join(", ") || "none"})` : "off"}`,
   ];
+  const relay = running.gateway.relay;
+  if (relay) lines.push(`  upstream: ${config.upstream} (OpenClaw ${relay.info.serverVersion ?? "unknown"}, protocol ${relay.info.protocol})`);
   if (running.generatedToken) {
     lines.push(
       "",

@@ -20,6 +20,8 @@ import type { ListEntry } from "./linked-list.js";
 import type { RegisteredSession, Session } from "./session-registry.js";
 import { routeRequest, type RouterContext } from "./session-router.js";
 import { storeFailureError } from "./store-failure.js";
+import { relayedEventAllowed } from "../relay/relay-events.js";
+import type { RelayReply, RelaySession } from "../relay/upstream-relay.js";
 import { StoreUnavailableError } from "../store/errors.js";
 
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
@@ -107,6 +109,11 @@ export class Connection implements RouterContext {
     if (this.mayWrite()) sendRes(this.ws, id, result);
   }
 
+  replyWire(id: string, result: RelayReply): void {
+    if (!this.mayWrite()) return;
+    this.ws.send(JSON.stringify(result.ok ? { type: "res", id, ok: true, payload: result.payload } : { type: "res", id, ok: false, error: result.error }));
+  }
+
   /** Pongs count against the same bound (ws's automatic pong is off: see Gateway). */
   private readonly onPing = (data: Buffer): void => {
     if (this.mayWrite()) this.ws.pong(data);
@@ -143,6 +150,7 @@ export class Connection implements RouterContext {
 
   private onClose(): void {
     this.endDeadline();
+    this.session?.session.relay?.close();
     if (this.session) this.rt.sessions.remove(this.session);
     this.session = undefined;
     this.state = "closed";
@@ -324,8 +332,8 @@ export class Connection implements RouterContext {
       return "done";
     }
     if (decision.kind === "pairing-required") return this.requestPairing(reqId, claims, decision);
-    if (decision.effects.length > 0) return this.admit(reqId, claims, decision, revocationMark);
-    return this.register(reqId, claims, decision, revocationMark, undefined);
+    if (decision.effects.length > 0 || this.rt.relay) return this.admit(reqId, claims, decision, revocationMark);
+    return this.register(reqId, claims, decision, revocationMark, undefined, undefined);
   }
 
   private async requestPairing(reqId: string, claims: Claims, decision: Extract<Decision, { kind: "pairing-required" }>): Promise<Outcome> {
@@ -355,22 +363,49 @@ export class Connection implements RouterContext {
     return "done";
   }
 
-  /** Admitting changes the store: the decision's effects, in one transaction, then the session. */
+  /**
+   * Admitting changes the store (the decision's effects, in one transaction)
+   * or needs the upstream (upstream mode: no hello-ok without a working
+   * upstream session for exactly this grant), then the session.
+   */
   private async admit(reqId: string, claims: Claims, decision: Extract<Decision, { kind: "admit" }>, revocationMark: number): Promise<Outcome> {
     const { rt } = this;
-    const applied = await carryOut(rt.store, decision.effects, { nowMs: rt.clock.now(), random: rt.random });
-    if (!applied.ok) {
-      // The facts changed since the decision (an approval, a revocation, a racing first pairing): decide again.
-      if (applied.stale) return "revoked-meanwhile";
-      this.refuse(claims, reqId, "credential", applied.error);
-      return "done";
+    let issued: IssuedToken | undefined;
+    if (decision.effects.length > 0) {
+      const applied = await carryOut(rt.store, decision.effects, { nowMs: rt.clock.now(), random: rt.random });
+      if (!applied.ok) {
+        // The facts changed since the decision (an approval, a revocation, a racing first pairing): decide again.
+        if (applied.stale) return "revoked-meanwhile";
+        this.refuse(claims, reqId, "credential", applied.error);
+        return "done";
+      }
+      if (decision.silentApproval) rt.storeChanged();
+      issued = applied.value;
     }
-    if (decision.silentApproval) rt.storeChanged();
-    return this.register(reqId, claims, decision, revocationMark, applied.value);
+    let relay: RelaySession | undefined;
+    if (rt.relay) {
+      const label = { id: claims.clientId, mode: claims.clientMode, version: claims.version, platform: claims.platform, ...(claims.displayName ? { displayName: claims.displayName } : {}) };
+      const opened = await rt.relay.openSession(decision.grant, label, decision.protocol);
+      if (!opened.ok) {
+        this.refuse(claims, reqId, "upstream", opened.error);
+        return "done";
+      }
+      relay = opened.session;
+    }
+    const outcome = this.register(reqId, claims, decision, revocationMark, issued, relay);
+    if (this.session?.session.relay !== relay) relay?.close();
+    return outcome;
   }
 
   /** The admission itself: register the session, send hello-ok, audit. */
-  private register(reqId: string, claims: Claims, decision: Extract<Decision, { kind: "admit" }>, revocationMark: number, issued: IssuedToken | undefined): Outcome {
+  private register(
+    reqId: string,
+    claims: Claims,
+    decision: Extract<Decision, { kind: "admit" }>,
+    revocationMark: number,
+    issued: IssuedToken | undefined,
+    relay: RelaySession | undefined,
+  ): Outcome {
     const { rt } = this;
     if (!this.open) return "done";
 
@@ -407,14 +442,32 @@ export class Connection implements RouterContext {
       seq: 0,
       inflight: 0,
       unauthorizedStreak: 0,
+      relay,
     };
     this.endDeadline();
     this.state = "admitted";
     this.endPreauth();
     raiseMaxPayload(this.ws, rt.limits.maxPayloadBytes);
     sendResJson(this.ws, reqId, rt.helloOkJson({ protocol: decision.protocol, connId: this.connId, grant, issued }));
-    this.session = rt.sessions.add(session);
+    const registered = rt.sessions.add(session);
+    this.session = registered;
+    if (relay) this.bindRelay(registered, relay);
     this.audit(claims, decision, issued ? "device token issued" : undefined);
     return "done";
+  }
+
+  /** Upstream events reach the client filtered by its grant; the upstream closing ends the client's session. */
+  private bindRelay(registered: RegisteredSession, relay: RelaySession): void {
+    const { rt } = this;
+    const { grant } = registered.session;
+    relay.onEvent((e) => {
+      if (relayedEventAllowed(grant, e.event)) rt.sessions.sendEvent(registered, e.event, e.payload);
+    });
+    relay.onClose((code) => {
+      if (this.session !== registered) return;
+      rt.sessions.remove(registered);
+      rt.logger.info({ connId: this.connId, event: "upstream-closed", code }, "upstream closed the session");
+      this.close(CloseCode.serviceRestart, "upstream gateway closed the session");
+    });
   }
 }

@@ -37,6 +37,7 @@ import { RecentRevocations, revocationOf, revokes, type Revocation } from "./rev
 import { SessionRegistry } from "./session-registry.js";
 import { closeAfterCloseHandshake } from "./close-after-handshake.js";
 import { LinkedList, type ListEntry } from "./linked-list.js";
+import type { UpstreamRelay } from "../relay/upstream-relay.js";
 
 export interface GatewayOptions {
   readonly host: string;
@@ -59,9 +60,13 @@ export interface GatewayOptions {
   readonly methods?: readonly RegisteredMethod[];
   /** Shown to admin sessions in the hello snapshot. */
   readonly stateDir?: string;
+  /** Upstream mode: the OpenClaw gateway gatewarden stands in front of. */
+  readonly relay?: UpstreamRelay;
 }
 
 const HOUSEKEEPING_MS = 30_000;
+/** gatewarden's own system methods that stay its own in upstream mode. */
+const RELAY_OWNED = new Set(["system-presence", "gateway.identity.get"]);
 /** How often the store's integrity is checked while serving (it is checked at start too). */
 const INTEGRITY_CHECK_MS = 10 * 60_000;
 
@@ -116,6 +121,7 @@ export class Gateway implements GatewayRuntime {
   /** The TCP peer's address judged once per address, not once per connection. */
   private readonly tcpPeer = createTcpPeerCache();
   readonly handshakeDeadlines: HandshakeDeadlines;
+  readonly relay: UpstreamRelay | undefined;
 
   private currentPolicy: AdmissionPolicy;
   private readonly http: Server;
@@ -155,13 +161,17 @@ export class Gateway implements GatewayRuntime {
     this.upgradeDeadlines = new HandshakeDeadlines(options.limits.upgradeTimeoutMs);
     this.connectionsPerIp = new KeyedCounter(options.limits.maxConnectionsPerIp);
     this.startedAtMs = options.clock.now();
-    for (const m of [...SYSTEM_METHODS, ...HOST_METHODS, ...DEVICE_METHODS, ...(options.methods ?? [])]) this.methods.register(m);
+    this.relay = options.relay;
+    // In upstream mode gatewarden answers only what must stay its own (pairing,
+    // tokens, its identity, its presence); every other method is relayed.
+    const own = options.relay ? [...DEVICE_METHODS, ...SYSTEM_METHODS.filter((m) => RELAY_OWNED.has(m.name))] : [...SYSTEM_METHODS, ...HOST_METHODS, ...DEVICE_METHODS];
+    for (const m of [...own, ...(options.methods ?? [])]) this.methods.register(m);
     this.helloOkWriter = new HelloOkWriter({
       version: options.version,
       // Random per process: lets protocol-4 clients tell a restart from a reconnect (`server.bootId`).
       bootId: options.random.uuid(),
-      methods: this.methods.names(),
-      events: GATEWAY_EVENTS,
+      methods: options.relay ? [...new Set([...this.methods.names(), ...options.relay.info.methods])].sort() : this.methods.names(),
+      events: options.relay ? [...new Set([...GATEWAY_EVENTS, ...options.relay.info.events])] : GATEWAY_EVENTS,
       policy: { maxPayload: options.limits.maxPayloadBytes, maxBufferedBytes: options.limits.maxBufferedBytes, tickIntervalMs: options.limits.tickIntervalMs },
     });
     const sessions = this.sessions;

@@ -16,6 +16,7 @@ import type { RecentRevocations } from "./revocations.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { HandshakeDeadlines } from "./handshake-deadlines.js";
 import type { WebSocket } from "ws";
+import type { UpstreamRelay } from "../relay/upstream-relay.js";
 import type { ListEntry } from "./linked-list.js";
 
 /** What a connection needs from the gateway that owns it. */
@@ -36,6 +37,8 @@ export interface GatewayRuntime {
   readonly services: MethodServices;
   readonly parseKey: (text: string) => ParsedPublicKey | undefined;
   policy(): AdmissionPolicy;
+  /** Upstream mode: the OpenClaw gateway behind gatewarden. */
+  readonly relay: UpstreamRelay | undefined;
   /** Set once the store's file was deleted or replaced under the running gateway: nothing new is admitted. */
   storeLost(): string | undefined;
   limiterExempt(peer: PeerEvidence): boolean;

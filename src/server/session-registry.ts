@@ -4,6 +4,7 @@ import type { PresenceEntry } from "../methods/define-method.js";
 import type { ClientId, ClientMode } from "../protocol/enums.js";
 import type { EventFrame } from "../protocol/frames.js";
 import { mayReceive } from "./event-delivery.js";
+import type { RelaySession } from "../relay/upstream-relay.js";
 import { closeSocket, writable } from "./frame-io.js";
 import { LinkedList, type ListEntry } from "./linked-list.js";
 
@@ -18,6 +19,8 @@ export interface Session {
   seq: number;
   inflight: number;
   unauthorizedStreak: number;
+  /** Upstream mode: this session's own session with the OpenClaw gateway behind gatewarden. */
+  readonly relay: RelaySession | undefined;
 }
 
 /**
@@ -123,6 +126,14 @@ export class SessionRegistry {
       tail ??= `,"stateVersion":${JSON.stringify(this.stateVersion)}}`;
       this.sendText(r, `${head},"seq":${++s.seq}${tail}`);
     }
+  }
+
+  /** One event to one session (a relayed upstream event), numbered in this session's own sequence. */
+  sendEvent(registered: RegisteredSession, event: string, payload: unknown): void {
+    const r = registered as Registration;
+    if (r.entry === undefined) return;
+    const s = r.session;
+    this.sendText(r, JSON.stringify({ type: "event", event, payload, seq: ++s.seq, stateVersion: this.stateVersion } satisfies EventFrame));
   }
 
   private sendText(r: Registration, text: string): void {

@@ -7,6 +7,8 @@ import type { sendRes } from "./frame-io.js";
 import type { GatewayRuntime } from "./runtime.js";
 import type { RegisteredSession } from "./session-registry.js";
 import { storeFailureError } from "./store-failure.js";
+import { authorizeRelay } from "../relay/relay-authorize.js";
+import type { RelayReply } from "../relay/upstream-relay.js";
 
 // The request router of an admitted session: every frame after hello-ok is
 // validated against the closed request schema, bounded (in-flight limit),
@@ -21,6 +23,8 @@ export interface RouterContext {
   readonly connId: string;
   /** A reply, under the outbound bound. */
   reply(id: string, result: Parameters<typeof sendRes>[2]): void;
+  /** A relayed reply whose error is already in wire form, under the same bound. */
+  replyWire(id: string, result: RelayReply): void;
   /** A server-side close (nothing more executes; cut after the grace). */
   close(code: number, reason: string | undefined): void;
 }
@@ -57,7 +61,9 @@ export async function dispatch(ctx: RouterContext, registered: RegisteredSession
       error: new GatewayError({ code: "UNAVAILABLE", detailCode: "TOO_MANY_PENDING_REQUESTS", message: "too many requests in flight", retryable: true, retryAfterMs: 100 }),
     });
   }
-  const denied = authorize(session.grant, rt.methods.requirementFor(method));
+  const handler = rt.methods.get(method);
+  const relayed = handler === undefined && session.relay !== undefined && rt.relay !== undefined;
+  const denied = relayed && rt.relay ? authorizeRelay(session.grant, rt.relay.info.table, method) : authorize(session.grant, rt.methods.requirementFor(method));
   if (denied) {
     session.unauthorizedStreak++;
     ctx.reply(id, { ok: false, error: denied });
@@ -70,7 +76,16 @@ export async function dispatch(ctx: RouterContext, registered: RegisteredSession
     return;
   }
   session.unauthorizedStreak = 0;
-  const handler = rt.methods.get(method);
+  if (relayed && session.relay) {
+    // Params untouched; the upstream checks the same scopes again.
+    session.inflight++;
+    try {
+      ctx.replyWire(id, await session.relay.request(method, params));
+    } finally {
+      session.inflight--;
+    }
+    return;
+  }
   if (!handler) return ctx.reply(id, { ok: false, error: invalidRequest("UNKNOWN_METHOD", `unknown method: ${method.slice(0, 128)}`) });
   const caller: CallerSession = { connId, grant: session.grant, clientId: session.clientId, clientMode: session.clientMode };
   session.inflight++;
