@@ -48,7 +48,8 @@ export async function startGateway(
       }
     }
   }
-  const store = deps.store ?? openSqliteStore({ path: databasePath(config.stateDir) });
+  const store =
+    deps.store ?? openSqliteStore({ path: databasePath(config.stateDir), warn: (message) => deps.logger.warn({ event: "store-reserve" }, message) });
   try {
     const damage = await store.damage();
     if (damage) {

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { databasePath } from "../config.js";
 import { assertPrivatePath, UnsafePathError } from "../private-path.js";
-import { openSqliteStore } from "../store/sqlite-store.js";
-import type { Store } from "../store/store.js";
+import { openSqliteReader, openSqliteStore } from "../store/sqlite-store.js";
+import type { Store, StoreReader } from "../store/store.js";
 
 export class CliError extends Error {
   override readonly name = "CliError";
@@ -34,13 +34,11 @@ export function privateDatabasePath(stateDir: string): string {
  * poll interval and reacts (events, closed sessions).
  */
 export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
-  const path = privateDatabasePath(stateDir);
-  if (!existsSync(path)) {
-    throw new CliError(`no gateway state at ${stateDir} (start it once with "gatewarden serve", or pass --state-dir)`);
-  }
+  const path = existingDatabasePath(stateDir);
   let store: Store;
   try {
-    store = openSqliteStore({ path });
+    // A full disk is said once, on stderr, when a revocation had to use the reserved space.
+    store = openSqliteStore({ path, warn: (message) => process.stderr.write(`gatewarden: ${message}\n`) });
   } catch (e) {
     throw new CliError(`cannot open ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -49,4 +47,32 @@ export async function withAdminStore<T>(stateDir: string, fn: (store: Store) => 
   } finally {
     await store.close();
   }
+}
+
+/**
+ * What the read-only commands (`devices list`, `backends list`) get: a reader,
+ * so they cannot write, and never wait for the write lock or need writable
+ * media.
+ */
+export async function withAdminReader<T>(stateDir: string, fn: (reader: StoreReader) => Promise<T>): Promise<T> {
+  const path = existingDatabasePath(stateDir);
+  let reader;
+  try {
+    reader = openSqliteReader(path);
+  } catch (e) {
+    throw new CliError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    return await fn(reader);
+  } finally {
+    reader.close();
+  }
+}
+
+function existingDatabasePath(stateDir: string): string {
+  const path = privateDatabasePath(stateDir);
+  if (!existsSync(path)) {
+    throw new CliError(`no gateway state at ${stateDir} (start it once with "gatewarden serve", or pass --state-dir)`);
+  }
+  return path;
 }

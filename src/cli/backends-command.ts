@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { systemClock, systemRandom } from "../clock.js";
 import { addBackend, revokeBackend } from "../pairing/backends.js";
-import { CliError, withAdminStore } from "./admin-store.js";
+import { CliError, withAdminReader, withAdminStore } from "./admin-store.js";
 import { parseScopes } from "./devices-command.js";
 import { ago, printJson, table } from "./output.js";
 import type { StateDirOption } from "./state-dir-option.js";
@@ -33,7 +33,7 @@ export function backendsCommand(opts: StateDirOption): Command {
     .description("list registered backends")
     .option("--json", "print JSON")
     .action((o: { json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminReader(opts.stateDir(), async (store) => {
         const backends = await store.listBackends();
         if (o.json) return printJson(backends.map(({ secretHash: _h, ...b }) => b));
         const now = systemClock.now();

@@ -8,7 +8,7 @@ import { terminalSafe } from "./terminal-text.js";
 import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
 import type { Result } from "../result.js";
 import { pairedToWire, pendingToWire } from "../methods/wire-records.js";
-import { CliError, withAdminStore } from "./admin-store.js";
+import { CliError, withAdminReader, withAdminStore } from "./admin-store.js";
 import { ago, printJson, short, table } from "./output.js";
 import { resolveId } from "./resolve-id.js";
 import type { StateDirOption } from "./state-dir-option.js";
@@ -39,7 +39,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .description("show pending pairing requests and paired devices")
     .option("--json", "print JSON")
     .action((o: { json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminReader(opts.stateDir(), async (store) => {
         const now = systemClock.now();
         const pending = (await store.listPendingRequests()).filter((p) => p.expiresAtMs > now);
         const paired = await store.listPairedDevices();

@@ -18,5 +18,5 @@ export async function approvePairing(store: Store, requestId: string, actor: Act
 
 /** Reject a pending request; the device learns it at its next connect. */
 export async function rejectPairing(store: Store, requestId: string, actor: Actor, nowMs: number): Promise<DecisionResult<{ requestId: string; deviceId: string }>> {
-  return transactDecision(store, { nowMs }, async (tx) => decideRejection({ nowMs, pending: await tx.getPendingRequest(requestId), device: undefined }, actor));
+  return transactDecision(store, { nowMs, revocation: true }, async (tx) => decideRejection({ nowMs, pending: await tx.getPendingRequest(requestId), device: undefined }, actor));
 }

@@ -48,5 +48,5 @@ export async function revokeBackend(store: Store, name: string, nowMs: number): 
     await tx.putBackend(backend);
     await tx.appendChange({ kind: "backend.revoked", backendId: backend.id }, nowMs);
     return ok({ backend });
-  });
+  }, { revocation: true });
 }

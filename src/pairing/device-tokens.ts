@@ -27,10 +27,10 @@ export async function revokeDeviceToken(
   actor: Actor,
   nowMs: number,
 ): Promise<DecisionResult<{ deviceId: string; role: Role; revokedAtMs: number }>> {
-  return transactDecision(store, { nowMs }, async (tx) => decideRevocation({ nowMs, device: await tx.getPairedDevice(params.deviceId) }, actor, params));
+  return transactDecision(store, { nowMs, revocation: true }, async (tx) => decideRevocation({ nowMs, device: await tx.getPairedDevice(params.deviceId) }, actor, params));
 }
 
 /** `device.pair.remove`: the record, its tokens and its pending requests go; live sockets close. */
 export async function removeDevice(store: Store, deviceId: string, actor: Actor, nowMs: number): Promise<DecisionResult<{ deviceId: string }>> {
-  return transactDecision(store, { nowMs }, async (tx) => decideRemoval({ nowMs, device: await tx.getPairedDevice(deviceId) }, actor));
+  return transactDecision(store, { nowMs, revocation: true }, async (tx) => decideRemoval({ nowMs, device: await tx.getPairedDevice(deviceId) }, actor));
 }

@@ -5,7 +5,7 @@ import type { Role, Scope } from "../protocol/enums.js";
 import { GatewayError, invalidRequest } from "../protocol/gateway-error.js";
 import type { BootstrapRecord, PairedDeviceRecord } from "../store/records.js";
 import { err, ok, type Result } from "../result.js";
-import type { ChangeInput, Store, StoreWriter } from "../store/store.js";
+import type { ChangeInput, Store, StoreWriter, TransactOptions } from "../store/store.js";
 import { liveRoleScopes, roleGrant, setRoleGrant } from "./role-grant.js";
 
 /**
@@ -149,15 +149,22 @@ export type DecisionResult<V> = Result<V> & { readonly stale?: boolean };
  */
 export async function transactDecision<V>(
   store: Store,
-  opts: { readonly nowMs: number; readonly random?: Random },
+  opts: { readonly nowMs: number; readonly random?: Random } & TransactOptions,
   decide: (tx: StoreWriter) => Promise<Result<Plan<V>>>,
 ): Promise<DecisionResult<V>> {
   try {
-    return await store.transact(async (tx) => {
-      const plan = await decide(tx);
-      if (!plan.ok) return plan;
-      return ok(plan.value.reply(await applyEffects(tx, plan.value.effects, { nowMs: opts.nowMs, random: opts.random ?? systemRandom })));
-    });
+    return await store.transact(
+      async (tx) => {
+        const plan = await decide(tx);
+        if (!plan.ok) return plan;
+        if (opts.revocation && plan.value.effects.some((e) => e.kind === "mint-token")) {
+          // The reserve is for taking authority away; a plan that mints is not that.
+          throw new Error("a revocation plan may not mint a token");
+        }
+        return ok(plan.value.reply(await applyEffects(tx, plan.value.effects, { nowMs: opts.nowMs, random: opts.random ?? systemRandom })));
+      },
+      { revocation: opts.revocation ?? false },
+    );
   } catch (e) {
     if (e instanceof Refused) return { ...err(e.refusal.error), stale: e.refusal.stale };
     throw e;

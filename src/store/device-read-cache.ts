@@ -81,7 +81,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
     commitMarker: () => store.commitMarker(),
     lost: () => store.lost(),
     damage: () => store.damage(),
-    async transact(fn) {
+    async transact(fn, opts) {
       try {
         // Dropped before the commit too: a read between the commit and this
         // caller resuming then goes to the store instead of the cache.
@@ -89,7 +89,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
           const result = await fn(tx);
           invalidate();
           return result;
-        });
+        }, opts);
       } finally {
         invalidate();
       }

@@ -233,6 +233,7 @@ export function createMemoryStore(): Store {
     kind: "memory",
     ...makeReader(() => committed, checkOpen),
 
+    // Memory never fills a disk: a revocation needs no reserve here.
     async transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
       checkOpen();
       return mutex.run(async () => {

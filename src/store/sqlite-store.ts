@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, realpathSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { systemClock } from "../clock.js";
@@ -15,7 +15,8 @@ import type {
   PairedDeviceRecord,
   PendingRequestRecord,
 } from "./records.js";
-import type { ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter } from "./store.js";
+import type { ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
+import { diskReserve } from "./disk-reserve.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created (mode 0700) when missing. */
@@ -28,11 +29,17 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number;
   /** How long a transaction waits in all for the write lock before failing with StoreUnavailableError. */
   readonly lockWaitMs?: number;
+  /** Told when the space reserved for revocations is used or cannot be set aside. */
+  readonly warn?: (message: string) => void;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 20;
 const DEFAULT_LOCK_WAIT_MS = 3000;
 const OPEN_BUSY_TIMEOUT_MS = 5000;
+
+function isFull(e: unknown): boolean {
+  return (e as { code?: unknown } | null)?.code === "SQLITE_FULL";
+}
 
 function isBusy(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
@@ -824,36 +831,67 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
       if (closed) throw new Error(`gatewarden store ${path} is closed`);
     };
 
+    const warn = opts.warn ?? (() => undefined);
+    const reserve = diskReserve(`${path}-reserve`);
+    const refillReserve = (): void => {
+      const problem = reserve.refill(Date.now());
+      if (problem !== undefined) warn(problem);
+    };
+    const diskFull = (e: unknown): StoreUnavailableError =>
+      new StoreUnavailableError(`gatewarden store ${path}: the disk is full; free space and retry`, 5000, { cause: e });
+
+    const attempt = <T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> =>
+      mutex.run(async () => {
+        checkOpen();
+        // IMMEDIATE takes the write lock now (retried asynchronously while
+        // another process holds it), so fn never fails halfway on a lock upgrade.
+        await beginImmediate(writer, path, lockWaitMs);
+        // A tx handle that escapes fn must not write outside the transaction.
+        let live = true;
+        const tx = makeWriter(txReads, writes, () => {
+          if (!live) throw new Error("transaction handle used after its transaction ended");
+        });
+        try {
+          const result = await fn(tx);
+          writer.exec("COMMIT");
+          return result;
+        } catch (err) {
+          // Some errors (e.g. SQLITE_FULL) already rolled back.
+          if (writer.inTransaction) writer.exec("ROLLBACK");
+          throw err;
+        } finally {
+          live = false;
+        }
+      });
+
+    // Set aside now, while there is space: a full disk later must still take a revocation.
+    refillReserve();
+
     return {
       kind: "sqlite",
       ...makeReader(reads, checkOpen),
 
-      async transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
+      async transact<T>(fn: (tx: StoreWriter) => Promise<T>, opts?: TransactOptions): Promise<T> {
         checkOpen();
         const gone = lostReason();
         if (gone) throw new StoreUnavailableError(`${gone}: nothing more is written to it (restart gatewarden, or restore the file from a backup)`, 60_000);
-        return mutex.run(async () => {
-          checkOpen();
-          // IMMEDIATE takes the write lock now (retried asynchronously while
-          // another process holds it), so fn never fails halfway on a lock upgrade.
-          await beginImmediate(writer, path, lockWaitMs);
-          // A tx handle that escapes fn must not write outside the transaction.
-          let live = true;
-          const tx = makeWriter(txReads, writes, () => {
-            if (!live) throw new Error("transaction handle used after its transaction ended");
-          });
-          try {
-            const result = await fn(tx);
-            writer.exec("COMMIT");
-            return result;
-          } catch (err) {
-            // Some errors (e.g. SQLITE_FULL) already rolled back.
-            if (writer.inTransaction) writer.exec("ROLLBACK");
-            throw err;
-          } finally {
-            live = false;
+        refillReserve();
+        try {
+          return await attempt(fn);
+        } catch (e) {
+          if (!isFull(e)) throw e;
+          // A full disk must not stop an owner from cutting a device off.
+          if (opts?.revocation === true && reserve.release()) {
+            warn(`the disk under ${path} is full: a revocation used the space reserved for it; free space soon`);
+            try {
+              return await attempt(fn);
+            } catch (again) {
+              if (!isFull(again)) throw again;
+              throw diskFull(again);
+            }
           }
-        });
+          throw diskFull(e);
+        }
       },
 
       lost: lostReason,
@@ -951,6 +989,57 @@ export function restoreSqliteDatabase(path: string, backup: string): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+export interface SqliteReader extends StoreReader {
+  close(): void;
+}
+
+/**
+ * The store opened for reading only: no write lock, no migration, no file
+ * created or changed, so it works while another process holds the write lock
+ * and on read-only media. There, a WAL database whose `-shm` file does not
+ * exist cannot be opened in place (SQLite would have to create it); the
+ * reader then reads a snapshot of the file into memory instead, which is the
+ * whole committed state when no `-wal` file is beside it.
+ */
+export function openSqliteReader(path: string): SqliteReader {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: DEFAULT_BUSY_TIMEOUT_MS });
+    db.prepare("SELECT count(*) FROM sqlite_master").get();
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== "SQLITE_CANTOPEN" || existsSync(`${path}-wal`)) throw e;
+    const image = readFileSync(path);
+    // Bytes 18-19 say "WAL"; an in-memory copy has no WAL to read, and needs none.
+    if (image.length >= 20 && image[18] === 2 && image[19] === 2) image[18] = image[19] = 1;
+    db = new Database(image, { readonly: true });
+  }
+  try {
+    const known = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+    const version =
+      (known?.n ?? 0) > 0 ? (db.prepare<[], { version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations").get()?.version ?? 0) : 0;
+    if (version !== SQLITE_SCHEMA_VERSION) {
+      throw new Error(
+        `gatewarden store ${path} has schema version ${version}; this build reads version ${SQLITE_SCHEMA_VERSION} ` +
+          "(start this gatewarden's gateway once to migrate it)",
+      );
+    }
+    let closed = false;
+    const reader = makeReader(prepareReads(db), () => {
+      if (closed) throw new Error(`gatewarden store ${path} is closed`);
+    });
+    return {
+      ...reader,
+      close() {
+        closed = true;
+        db.close();
+      },
+    };
+  } catch (e) {
+    db.close();
     throw e;
   }
 }

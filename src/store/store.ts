@@ -61,6 +61,16 @@ export interface StoreWriter extends StoreReader {
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
+export interface TransactOptions {
+  /**
+   * The transaction only takes authority away (a revocation, a removal, a
+   * rejection). When the disk is full it may use the space the store keeps in
+   * reserve, so an owner can still cut a device off when nothing else can be
+   * written. Never set for anything that grants.
+   */
+  readonly revocation?: boolean;
+}
+
 export interface Store extends StoreReader {
   readonly kind: StoreKind;
   /**
@@ -68,7 +78,7 @@ export interface Store extends StoreReader {
    * store (in this process and, for database stores, across processes).
    * If `fn` throws, nothing it wrote is kept.
    */
-  transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T>;
+  transact<T>(fn: (tx: StoreWriter) => Promise<T>, opts?: TransactOptions): Promise<T>;
   /**
    * A number that differs once anything has been committed since it was
    * last read, by this process or another (the admin CLI writes the same

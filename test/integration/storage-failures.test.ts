@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,3 +168,137 @@ describe("an identity file a full disk left empty", () => {
     assert.match(r.stderr, new RegExp(`^gatewarden: gatewarden's identity file ${join(dir, "identity", "gateway.json")} is damaged .*move it aside.*\\n$`));
   });
 });
+
+/** A small tmpfs of our own (mounting needs root); `undefined` says why there is none. */
+function mountTmpfs(dir: string, sizeKiB: number): string | undefined {
+  if (process.getuid?.() !== 0) return "mounting a tmpfs needs root";
+  const r = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${sizeKiB}k,mode=0700`, "tmpfs", dir], { encoding: "utf8" });
+  return r.status === 0 ? undefined : `cannot mount a tmpfs: ${r.stderr.trim()}`;
+}
+
+function unmount(dir: string): void {
+  spawnSync("umount", ["-l", dir]);
+}
+
+/** Writes until the filesystem refuses; returns the filler's path. */
+function fillDisk(dir: string): string {
+  const filler = join(dir, "filler");
+  const fd = openSync(filler, "w");
+  try {
+    for (const chunk of [Buffer.alloc(64 * 1024), Buffer.alloc(512)]) {
+      try {
+        for (;;) writeSync(fd, chunk);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return filler;
+}
+
+const fsRoot = mkdtempSync(join(tmpdir(), "gatewarden-fs-"));
+const noTmpfs = (() => {
+  const probe = join(fsRoot, "probe");
+  mkdirSync(probe);
+  const why = mountTmpfs(probe, 64);
+  if (why === undefined) unmount(probe);
+  return why;
+})();
+
+describe("a full disk", { skip: noTmpfs }, () => {
+  const ledger = new SecretLedger();
+  const mnt = join(fsRoot, "full");
+  let gw: GatewayProcess;
+  before(async () => {
+    mkdirSync(mnt);
+    const why = mountTmpfs(mnt, 8 * 1024);
+    if (why) throw new Error(why);
+    const stateDir = join(mnt, "state");
+    mkdirSync(stateDir, { mode: 0o700 });
+    gw = await startGatewayProcess({ stateDir, env: { GATEWARDEN_TOKEN: "full-disk-test-token-0123456789abcdef" } });
+    ledger.add(gw.token);
+  });
+  after(async () => {
+    await gw?.stop();
+    unmount(mnt);
+  });
+
+  it("refuses what needs a write retryably, keeps serving what needs none, and still takes a revocation (from the reserved space), which closes the device's session", async () => {
+    const device = createTestDevice();
+    const { deviceToken } = await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+    const reserve = join(gw.stateDir, "gatewarden.sqlite-reserve");
+    assert.equal(statSync(reserve).size, 1024 * 1024, "space is set aside for revocations at start");
+    const live = await openConnect(gw, { device, scopes: ["operator.read"], auth: { deviceToken } }, ledger);
+    assert.equal(live.reply.ok, true);
+    const filler = fillDisk(mnt);
+
+    // A new device's pairing request is a write: refused retryably, not INTERNAL.
+    const fresh = await openConnect(gw, { device: createTestDevice(), auth: { token: gw.token! } }, ledger);
+    assert.equal(detailCode(fresh.reply), "STORE_UNAVAILABLE", JSON.stringify(fresh.reply.error));
+    assert.equal(fresh.reply.error?.retryable, true);
+    assert.equal((await fresh.client.closed).code, 1013);
+    // What needs no write still works: a paired reconnect, /healthz, the CLI's reads.
+    const again = await openConnect(gw, { device, scopes: ["operator.read"], auth: { deviceToken } }, ledger);
+    assert.equal(again.reply.ok, true);
+    again.client.close();
+    assert.ok((await healthz(gw.port)) < 1000);
+    const list = gw.cli(["devices", "list", "--json"]);
+    assert.equal(list.code, 0, list.stderr);
+    // A write the CLI cannot make is said in one line.
+    const add = gw.cli(["backends", "add", "reporting", "--scopes", "operator.read"]);
+    assert.notEqual(add.code, 0, "registering a backend grants: it gets no reserved space");
+    assert.match(add.stderr, /^gatewarden: .*the disk is full; free space and retry\n$/);
+
+    // The owner can still cut the device off.
+    const revoke = gw.cli(["devices", "revoke", "--device", device.id, "--role", "operator"]);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    assert.match(revoke.stderr, /the disk under .* is full: a revocation used the space reserved for it; free space soon/);
+    const closed = await live.client.closed;
+    assert.equal(closed.code, 4001);
+    assert.equal(closed.reason, "device token revoked");
+    const refused = await openConnect(gw, { device, scopes: ["operator.read"], auth: { deviceToken } }, ledger);
+    assert.equal(detailCode(refused.reply), "AUTH_DEVICE_TOKEN_MISMATCH");
+
+    // Space back: writes work again and the reserve is set aside again.
+    rmSync(filler);
+    const later = await openConnect(gw, { device: createTestDevice(), auth: { token: gw.token! } }, ledger);
+    await assertRefused(later.client, later.reply, "PAIRING_REQUIRED");
+    const removeAfter = gw.cli(["devices", "remove", device.id]);
+    assert.equal(removeAfter.code, 0, removeAfter.stderr);
+    assert.equal(statSync(reserve).size, 1024 * 1024, "the reserve is set aside again once there is space");
+  });
+});
+
+describe("read-only media", { skip: noTmpfs }, () => {
+  const ledger = new SecretLedger();
+  const mnt = join(fsRoot, "ro");
+  after(() => unmount(mnt));
+
+  it("the CLI's read commands work on a state dir that cannot be written; its writes say so in one line", async () => {
+    mkdirSync(mnt);
+    const why = mountTmpfs(mnt, 8 * 1024);
+    if (why) throw new Error(why);
+    const stateDir = join(mnt, "state");
+    mkdirSync(stateDir, { mode: 0o700 });
+    const gw = await startGatewayProcess({ stateDir, env: { GATEWARDEN_TOKEN: "read-only-test-token-0123456789abcdef" } });
+    ledger.add(gw.token);
+    const device = createTestDevice();
+    await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+    await gw.stop();
+    const remount = spawnSync("mount", ["-o", "remount,ro", mnt], { encoding: "utf8" });
+    assert.equal(remount.status, 0, remount.stderr);
+
+    const cli = (args: string[]) => spawnSync(process.execPath, [BIN, "--state-dir", stateDir, ...args], { encoding: "utf8", timeout: 20_000 });
+    const list = cli(["devices", "list", "--json"]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.ok((JSON.parse(list.stdout) as { paired: { deviceId: string }[] }).paired.some((p) => p.deviceId === device.id));
+    assert.equal(cli(["backends", "list"]).status, 0);
+    const revoke = cli(["devices", "revoke", "--device", device.id, "--role", "operator"]);
+    assert.notEqual(revoke.status, 0);
+    assert.match(revoke.stderr, /^gatewarden: [^\n]+\n$/);
+  });
+});
+
+after(() => rmSync(fsRoot, { recursive: true, force: true }));
