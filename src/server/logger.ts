@@ -78,6 +78,14 @@ function rendered(line: DeferredLine): string {
   }
 }
 
+/** How long one batch may wait for a destination that does not take it (a full pipe) before it is dropped. */
+const MAX_BLOCKED_MS = 1000;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
 /**
  * A destination on `fd` that writes lines in batches: at most `maxDelayMs`
  * after the first waiting line, at once past `maxChars`, each batch with one
@@ -87,24 +95,30 @@ function rendered(line: DeferredLine): string {
  * part of logging's cost under load, and an asynchronous write is a round
  * trip through the libuv thread pool (a wake-up, the write, a completion
  * event; BENCHMARKS.md). Batches written synchronously cost one `write` per
- * batch and no thread. A consumer that stops reading stalls the gateway
- * rather than growing an unbounded buffer (pino's default is synchronous
- * too). The lines, their order and content are unchanged; they reach the fd
- * up to `maxDelayMs` later. flush() hands everything over at once, and
- * lines still waiting when the process exits are written before it exits.
+ * batch and no thread. The lines, their order and content are unchanged;
+ * they reach the fd up to `maxDelayMs` later. flush() hands everything over
+ * at once, and lines still waiting when the process exits are written before
+ * it exits.
+ *
+ * A log that cannot be written never stops the gateway and never grows a
+ * buffer: a batch the fd refuses (a full disk, a closed pipe) is dropped; a
+ * consumer that stops reading a pipe holds one batch for at most
+ * MAX_BLOCKED_MS, after which batches are dropped without waiting until the
+ * fd takes one again. The first line written after a loss says how many
+ * lines were lost. (pino's own sync destination retries a full pipe forever
+ * and, on ENOSPC at exit, loops forever: measured, issue 14.)
  *
  * Deferred lines (the audit lines, one per handshake) are rendered when
  * their batch is written: the same work costs less done together than
  * spread between socket events (BENCHMARKS.md).
  */
 export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_LOG_BATCHING): BatchedDestination {
-  const stream = pino.destination({ fd, sync: true });
-  // A log that cannot be written (a full disk, a closed pipe) loses lines; it
-  // never crashes or stops the gateway ("Unhandled 'error' event … ENOSPC").
-  stream.on("error", () => undefined);
   let waiting: (string | DeferredLine)[] = [];
   let waitingChars = 0;
   let timer: NodeJS.Timeout | undefined;
+  let lostLines = 0;
+  /** Set after a batch waited MAX_BLOCKED_MS in vain: later ones do not wait until a write succeeds. */
+  let blocked = false;
   /** Stop the batch timer and take the waiting lines, rendered. */
   const takeWaiting = (): string => {
     if (timer !== undefined) {
@@ -120,6 +134,41 @@ export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_L
     }
     return lines.join("");
   };
+  /** Write all of `buf`, or report why not (the part not written is dropped). */
+  const writeAll = (buf: Buffer): boolean => {
+    let waitedMs = 0;
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += writeSync(fd, buf, off);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if ((code === "EAGAIN" || code === "EBUSY") && !blocked && waitedMs < MAX_BLOCKED_MS) {
+          sleepSync(10);
+          waitedMs += 10;
+          continue;
+        }
+        if (code === "EAGAIN" || code === "EBUSY") blocked = true;
+        return false;
+      }
+    }
+    blocked = false;
+    return true;
+  };
+  const countLines = (text: string): number => {
+    let n = 0;
+    for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) n++;
+    return n;
+  };
+  const writeOut = (text: string): void => {
+    if (text === "") return;
+    const note =
+      lostLines > 0
+        ? `${JSON.stringify({ level: 40, time: new Date().toISOString(), service: "gatewarden", event: "log-lines-lost", count: lostLines, msg: `${lostLines} log lines could not be written` })}\n`
+        : "";
+    if (writeAll(Buffer.from(note + text))) lostLines = 0;
+    else lostLines += countLines(text);
+  };
   const queue = (line: string | DeferredLine, chars: number): void => {
     waiting.push(line);
     waitingChars += chars;
@@ -129,27 +178,8 @@ export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_L
       timer.unref();
     }
   };
-  const handOver = (): void => {
-    const text = takeWaiting();
-    if (text === "") return;
-    try {
-      stream.write(text);
-    } catch {
-      // dropped: see the error listener above
-    }
-  };
-  const flushSync = (): void => {
-    const text = takeWaiting();
-    stream.flushSync();
-    if (text !== "") writeSync(fd, text);
-  };
-  process.on("exit", () => {
-    try {
-      flushSync();
-    } catch {
-      // stderr closed or not ready: nothing more can be written at exit
-    }
-  });
+  const handOver = (): void => writeOut(takeWaiting());
+  process.on("exit", handOver);
   return {
     write(line: string): void {
       queue(line, line.length);
@@ -159,9 +189,9 @@ export function batchedDestination(fd: number, batching: LogBatching = DEFAULT_L
     },
     flush(cb?: (err?: Error) => void): void {
       handOver();
-      stream.flush(cb);
+      cb?.();
     },
-    flushSync,
+    flushSync: handOver,
   };
 }
 

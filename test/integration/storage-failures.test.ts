@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -298,6 +298,70 @@ describe("read-only media", { skip: noTmpfs }, () => {
     const revoke = cli(["devices", "revoke", "--device", device.id, "--role", "operator"]);
     assert.notEqual(revoke.status, 0);
     assert.match(revoke.stderr, /^gatewarden: [^\n]+\n$/);
+  });
+});
+
+describe("a log that cannot be written", { skip: noTmpfs }, () => {
+  const mnt = join(fsRoot, "log");
+  after(() => unmount(mnt));
+
+  it("the gateway keeps admitting and answering while every log write fails with ENOSPC, and exits cleanly", async () => {
+    mkdirSync(mnt);
+    const why = mountTmpfs(mnt, 256);
+    if (why) throw new Error(why);
+    const logPath = join(mnt, "gateway.log");
+    const logFd = openSync(logPath, "w");
+    const filler = fillDisk(mnt);
+    const stateDir = mkdtempSync(join(tmpdir(), "gatewarden-log-"));
+    const token = "log-full-test-token-0123456789abcdef";
+    const proc = spawn(process.execPath, [BIN, "serve", "--port", "0"], {
+      env: { ...process.env, GATEWARDEN_STATE_DIR: stateDir, GATEWARDEN_TOKEN: token, GATEWARDEN_LOG_LEVEL: "debug" },
+      stdio: ["ignore", "pipe", logFd],
+    });
+    closeSync(logFd);
+    const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+    try {
+      let stdout = "";
+      proc.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not listening: ${stdout}`)), 15_000);
+        const check = (): void => {
+          const m = /listening on ws:\/\/[^\s]+:(\d+)/.exec(stdout);
+          if (m) {
+            clearTimeout(timer);
+            resolve(Number(m[1]));
+          }
+        };
+        proc.stdout?.on("data", check);
+        void exited.then((code) => reject(new Error(`exited ${code}: ${stdout}`)));
+      });
+      const gw = { url: `ws://127.0.0.1:${port}` };
+      const ledger = new SecretLedger();
+      ledger.add(token);
+      // Every refusal is a log line (and an audit line) that cannot be written.
+      for (let i = 0; i < 5; i++) {
+        const wrong = await openConnect(gw, { device: createTestDevice(), auth: { token: `wrong-${i}` } }, ledger);
+        assert.equal(wrong.reply.ok, false);
+        wrong.client.close();
+      }
+      const fresh = await openConnect(gw, { device: createTestDevice(), auth: { token } }, ledger);
+      await assertRefused(fresh.client, fresh.reply, "PAIRING_REQUIRED");
+      assert.ok((await healthz(port)) < 1000);
+      assert.equal(proc.exitCode, null, "still running");
+      // Space back: the next lines are written, first one that says how many were lost.
+      rmSync(filler);
+      const later = await openConnect(gw, { device: createTestDevice(), auth: { token } }, ledger);
+      await assertRefused(later.client, later.reply, "PAIRING_REQUIRED");
+      await new Promise((r) => setTimeout(r, 200));
+      const written = readFileSync(logPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { event?: string; count?: number });
+      const lost = written.find((l) => l.event === "log-lines-lost");
+      assert.ok(lost && (lost.count ?? 0) >= 1, `a line counts what was lost: ${JSON.stringify(written.slice(0, 3))}`);
+      proc.kill("SIGTERM");
+      assert.equal(await exited, 0);
+    } finally {
+      proc.kill("SIGKILL");
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -70,6 +70,26 @@ describe("batchedDestination", () => {
     }
   });
 
+  it("drops what a full disk refuses without throwing, holding nothing back, and the process still exits", () => {
+    // /dev/full refuses every write with ENOSPC; pino's own sync destination loops forever on it at exit.
+    const code = `
+      import { openSync } from "node:fs";
+      import { batchedDestination, createLogger } from ${JSON.stringify(LOGGER_MODULE)};
+      const destination = batchedDestination(openSync("/dev/full", "w"), { maxDelayMs: 1, maxChars: 1024 });
+      const logger = createLogger({ destination });
+      for (let i = 0; i < 10000; i++) logger.info({ i }, "line");
+      destination.flushSync();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 10000; i++) logger.info({ i }, "line");
+      destination.flushSync();
+      if (process.memoryUsage().heapUsed - before > 8 * 1024 * 1024) throw new Error("refused lines are being kept");
+      logger.info("last");
+    `;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(r.signal, null, "did not hang");
+    assert.equal(r.status, 0, r.stderr);
+  });
+
   it("hands large bursts over without waiting for the timer, and loses nothing", async () => {
     const path = join(dir, "burst.log");
     const fd = openSync(path, "a");

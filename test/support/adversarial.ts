@@ -98,7 +98,7 @@ export async function connectRecorded(client: TestClient, opts: ConnectOptions, 
 
 /** Open a socket, connect, and return the reply with the client (the socket stays open if admitted). */
 export async function openConnect(
-  gw: GatewayProcess,
+  gw: Pick<GatewayProcess, "url">,
   opts: ConnectOptions,
   ledger: SecretLedger,
   open: OpenOptions = {},
