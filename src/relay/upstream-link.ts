@@ -53,6 +53,8 @@ export interface UpstreamConnectOptions {
   readonly timeoutMs?: number;
   /** Largest frame accepted from the upstream. */
   readonly maxPayloadBytes?: number;
+  /** Bytes that may wait to be sent to an upstream that is not reading; past them a request is refused retryably. */
+  readonly maxBufferedBytes?: number;
 }
 
 export type UpstreamConnectResult =
@@ -61,6 +63,7 @@ export type UpstreamConnectResult =
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_PAYLOAD = 25 * 1024 * 1024;
+const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
 // Plain CLI labels: "gateway-client"/"backend" would ask 2026.4.24 for its pairing skip (#72418), which gatewarden never relies on.
 const DEFAULT_CLIENT: UpstreamClientLabel = { id: "cli", mode: "cli", version: "gatewarden", platform: process.platform };
 
@@ -87,6 +90,7 @@ export class UpstreamLink {
   private constructor(
     private readonly ws: WebSocket,
     private readonly timeoutMs: number,
+    private readonly maxBufferedBytes: number,
   ) {
     ws.on("message", (data) => this.onFrame(parse(data)));
     ws.on("close", (code, reason) => this.handleClose(code, reason.toString()));
@@ -126,7 +130,7 @@ export class UpstreamLink {
           ws.removeAllListeners("close");
           ws.removeAllListeners("error");
           ws.on("error", () => undefined);
-          const link = new UpstreamLink(ws, timeoutMs);
+          const link = new UpstreamLink(ws, timeoutMs, opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
           done({ ok: true, link, hello: (f.payload as Record<string, unknown> | undefined) ?? {} });
         }
       };
@@ -138,6 +142,8 @@ export class UpstreamLink {
   request(method: string, params?: unknown, timeoutMs = this.timeoutMs): Promise<ResponseFrame> {
     const id = `gw${++this.seq}`;
     if (this.closed) return Promise.resolve(this.unavailable(id, "upstream session closed"));
+    // An upstream that stops reading never makes gatewarden hold more than this for it.
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) return Promise.resolve(this.unavailable(id, "upstream is not taking requests; retry"));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

@@ -19,7 +19,7 @@ export interface UpstreamTarget {
   readonly signer: UpstreamSigner;
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
-  /** Bytes an upstream session may queue towards its client before the client counts as a slow consumer. */
+  /** Bytes a session's link may queue towards an upstream that is not reading (the client side has its own bound). */
   readonly maxBufferedBytes: number;
 }
 
@@ -140,6 +140,7 @@ export class UpstreamRelay {
       auth: { deviceToken: credentials.deviceToken },
       client: label,
       timeoutMs: this.target.connectTimeoutMs,
+      maxBufferedBytes: this.target.maxBufferedBytes,
     });
     if (!r.ok) return { ok: false, error: unavailable(r.unreachable ? "upstream unavailable; retry" : `upstream refused the session: ${r.error.message}`) };
     return { ok: true, session: new RelaySession(r.link, clientProtocol, this.target.requestTimeoutMs) };
