@@ -30,6 +30,8 @@ export interface UpstreamInfo {
   /** What the upstream advertises in hello-ok.features. */
   readonly methods: readonly string[];
   readonly events: readonly string[];
+  /** The upstream's protocol-4 capabilities for the contracts gatewarden relays (node-worker ones are not: nodes are not relayed). */
+  readonly capabilities: readonly string[];
 }
 
 function unavailable(message: string): GatewayError {
@@ -105,12 +107,15 @@ export class UpstreamRelay {
     }
     r.link.close();
     const server = (r.hello.server ?? {}) as { version?: unknown };
-    const features = (r.hello.features ?? {}) as { methods?: unknown; events?: unknown };
+    const features = (r.hello.features ?? {}) as { methods?: unknown; events?: unknown; capabilities?: unknown };
     const protocol = typeof r.hello.protocol === "number" ? r.hello.protocol : 3;
     const serverVersion = typeof server.version === "string" ? server.version : undefined;
     const table = tableFor(UPSTREAM_TABLES, serverVersion, protocol);
     if (!table) throw new Error(`the upstream speaks protocol ${protocol} (OpenClaw ${serverVersion ?? "unknown"}), for which gatewarden has no method table`);
-    return new UpstreamRelay(target, { table, protocol, serverVersion, methods: stringList(features.methods), events: stringList(features.events) });
+    return new UpstreamRelay(target, { table, protocol, serverVersion, methods: stringList(features.methods),
+      events: stringList(features.events),
+      capabilities: stringList(features.capabilities).filter((c) => !c.startsWith("node-")),
+    });
   }
 
   /**

@@ -172,6 +172,7 @@ export class Gateway implements GatewayRuntime {
       bootId: options.random.uuid(),
       methods: options.relay ? [...new Set([...this.methods.names(), ...options.relay.info.methods])].sort() : this.methods.names(),
       events: options.relay ? [...new Set([...GATEWAY_EVENTS, ...options.relay.info.events])] : GATEWAY_EVENTS,
+      capabilities: options.relay?.info.capabilities ?? [],
       policy: { maxPayload: options.limits.maxPayloadBytes, maxBufferedBytes: options.limits.maxBufferedBytes, tickIntervalMs: options.limits.tickIntervalMs },
     });
     const sessions = this.sessions;

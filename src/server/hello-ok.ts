@@ -33,6 +33,8 @@ export interface HelloOkFixed {
   readonly bootId: string;
   readonly methods: readonly string[];
   readonly events: readonly string[];
+  /** Protocol-4 capabilities: none standalone; in upstream mode the upstream's, for the contracts it relays. */
+  readonly capabilities?: readonly string[];
   readonly policy: { readonly maxPayload: number; readonly maxBufferedBytes: number; readonly tickIntervalMs: number };
 }
 
@@ -54,9 +56,10 @@ function featuresPart(fixed: HelloOkFixed, v4: boolean): Record<string, readonly
     methods: fixed.methods,
     events: fixed.events,
     // Capabilities name optional protocol-4 contracts (model-catalog snapshots,
-    // session settings, worker bundles…). gatewarden implements none of them,
-    // so a client that requires one fails with its own clear message.
-    ...(v4 ? { capabilities: [] } : {}),
+    // session settings, worker bundles…). Standalone, gatewarden implements
+    // none of them, so a client that requires one fails with its own clear
+    // message; in front of an upstream, the methods they name are relayed.
+    ...(v4 ? { capabilities: fixed.capabilities ?? [] } : {}),
   };
 }
 

@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SecretLedger, addBackend, detailCode, openConnect } from "../support/adversarial.js";
-import { compatTarget, unavailableReason } from "../compat/openclaw-cli.js";
+import { OpenclawCli, admissionAudits, compatTarget, describeRun, jsonOutput, printedRequestId, unavailableReason, type CliResult } from "../compat/openclaw-cli.js";
 import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
-import { startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
-import type { TestClient } from "../support/protocol-client.js";
+import { pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
+import type { Frame, TestClient } from "../support/protocol-client.js";
 
 // Issue 15: gatewarden in front of a real OpenClaw gateway. Clients connect to
 // gatewarden; what the upstream offers is relayed within the scopes gatewarden
@@ -25,33 +24,20 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
     let upstream: OpenclawUpstream;
     let stateDir: string;
     let gw: GatewayProcess;
+    /** The real OpenClaw CLI, pointed at gatewarden: reads, and (admin) what changes the upstream. */
+    let operator: OpenclawCli;
+    let admin: OpenclawCli;
 
     before(async () => {
       upstream = await startOpenclawUpstream(target);
       stateDir = mkdtempSync(join(tmpdir(), "gw-front-door-"));
-      let pair = spawnSync(process.execPath, [BIN, "--state-dir", stateDir, "upstream", "pair", "--url", upstream.url, "--wait", "0"], {
-        encoding: "utf8",
-        env: { ...process.env, GATEWARDEN_UPSTREAM_TOKEN: upstream.token },
-        timeout: 60_000,
-      });
-      const id = /openclaw devices approve ([0-9a-f-]{36})/.exec(pair.stderr)?.[1];
-      if (pair.status !== 0 && id) {
-        spawnSync(target.nodeBin, [target.entry, "devices", "approve", id, "--url", upstream.url, "--token", upstream.token], {
-          encoding: "utf8",
-          env: { PATH: "/usr/bin:/bin", HOME: upstream.stateDir, OPENCLAW_STATE_DIR: upstream.stateDir, npm_config_offline: "true" },
-          timeout: 60_000,
-        });
-        pair = spawnSync(process.execPath, [BIN, "--state-dir", stateDir, "upstream", "pair", "--url", upstream.url, "--wait", "0"], {
-          encoding: "utf8",
-          env: { ...process.env, GATEWARDEN_UPSTREAM_TOKEN: upstream.token },
-          timeout: 60_000,
-        });
-      }
-      assert.equal(pair.status, 0, pair.stderr);
+      pairGatewardenWith(upstream, stateDir, BIN);
       gw = await startGatewayProcess({ stateDir, args: ["--upstream", upstream.url], env: { GATEWARDEN_TOKEN: SHARED } });
       ledger.add(SHARED);
     });
     after(async () => {
+      operator?.dispose();
+      admin?.dispose();
       await gw?.stop();
       await upstream?.stop();
       if (stateDir) rmSync(stateDir, { recursive: true, force: true });
@@ -100,11 +86,98 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       client.close();
     });
 
+    const admits = (): number => admissionAudits(gw.logLines()).filter((a) => a.decision === "admit").length;
+
+    /**
+     * The real CLI, admitted by gatewarden: 2026.4.24 presents its device on
+     * every call, so it pairs through gatewarden (`gatewarden devices approve`);
+     * 2026.9.6 on loopback uses a backend credential an operator registered,
+     * within that credential's scopes.
+     */
+    async function realCli(name: string, scopes: string[]): Promise<OpenclawCli> {
+      const cli = new OpenclawCli(target);
+      const url = `ws://127.0.0.1:${gw.port}`;
+      if (target.protocol === 3) {
+        cli.useRemoteGateway(url, SHARED);
+        const first = await cli.run(["gateway", "call", "health", "--json"]);
+        const requestId = printedRequestId(first);
+        assert.ok(requestId, describeRun(first));
+        const approved = gw.cli(["devices", "approve", requestId]);
+        assert.equal(approved.code, 0, approved.stderr);
+      } else {
+        cli.useRemoteGateway(url, addBackend(gw, name, scopes, ledger));
+      }
+      return cli;
+    }
+
+    /** Run the CLI through gatewarden: it succeeds, prints JSON, and gatewarden admitted the session it used. */
+    async function throughGatewarden(cli: OpenclawCli, args: string[]): Promise<CliResult> {
+      const before = admits();
+      const r = await cli.run([...args, "--json"], 90_000);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${describeRun(r)}`);
+      // `logs --json` prints JSON lines, the others one JSON value.
+      if (args[0] === "logs") JSON.parse(r.stdout.trim().split("\n")[0] ?? "");
+      else jsonOutput<unknown>(r);
+      await new Promise((res) => setTimeout(res, 100));
+      assert.ok(admits() > before, `${args.join(" ")} went through gatewarden`);
+      return r;
+    }
+
+    it("the real `openclaw` CLI runs what only the upstream can answer through gatewarden: cron, channels, logs, usage, sessions (and, on protocol 4, models)", async () => {
+      operator = await realCli("cli-reader", ["operator.read"]);
+      const commands = [
+        ["cron", "list"],
+        ["cron", "status"],
+        ["channels", "status"],
+        ["logs", "--limit", "5"],
+        ["gateway", "usage-cost"],
+        ["gateway", "call", "sessions.list"],
+        // models.list needs the upstream's "published-model-catalog" capability, passed on in hello-ok; 2026.4.24's fetches a catalog (no network here).
+        ...(target.protocol === 4 ? [["models", "list"]] : []),
+      ];
+      for (const args of commands) await throughGatewarden(operator, args);
+      const cron = jsonOutput<{ enabled?: unknown }>(await throughGatewarden(operator, ["cron", "status"]));
+      assert.equal(typeof cron.enabled, "boolean", "the upstream's cron service answered");
+    });
+
+    it("a cron job added with the real CLI through an admin session reaches an operator.read session as an event, and not a session without operator.read", async () => {
+      admin = target.protocol === 3 ? operator : await realCli("cli-admin", ["operator.admin"]);
+      const reader = await session(["operator.read"], addBackend(gw, "fd-events-reader", ["operator.read"], ledger));
+      const scopeless = await session(["operator.read"], SHARED);
+      assert.deepEqual((scopeless.hello.auth as { scopes: string[] }).scopes, []);
+      const name = `gatewarden-${target.openclaw}`;
+      const added = await admin.run(["cron", "add", "--name", name, "--every", "1h", "--message", "hello", "--disabled", "--json"], 90_000);
+      assert.equal(added.code, 0, describeRun(added));
+      const event = await reader.client.waitEvent("cron", 15_000);
+      assert.equal((event.payload as { action?: string }).action, "added");
+      const job = jsonOutput<{ id?: string; job?: { id?: string } }>(added);
+      assert.equal((event.payload as { jobId?: string }).jobId, job.id ?? job.job?.id, "the event is about the job the CLI added");
+      await new Promise((r) => setTimeout(r, 500));
+      const leaked = scopeless.client.frames.filter((f: Frame) => f.type === "event" && f.event === "cron");
+      assert.deepEqual(leaked, [], "no cron event reaches a session without operator.read");
+      reader.client.close();
+      scopeless.client.close();
+    });
+
     it("revoking the session's backend at gatewarden closes the client (4001)", async () => {
       const reader = addBackend(gw, "fd-revoked", ["operator.read"], ledger);
       const { client } = await session(["operator.read"], reader);
       assert.equal(gw.cli(["--state-dir", stateDir, "backends", "revoke", "fd-revoked"]).code, 0);
       assert.equal((await client.closed).code, 4001);
+    });
+
+    it("an upstream restart closes the client sessions cleanly (1012, with a reason), and sessions opened once it is back work", async () => {
+      const reader = addBackend(gw, "fd-restart", ["operator.read"], ledger);
+      const { client } = await session(["operator.read"], reader);
+      await upstream.restart();
+      const closed = await client.closed;
+      assert.equal(closed.code, 1012);
+      assert.equal(closed.reason, "upstream gateway closed the session");
+      const again = await session(["operator.read"], reader);
+      const r = await again.client.request("cron.list", {}, 30_000);
+      assert.equal(r.ok, true, JSON.stringify(r.error));
+      again.client.close();
+      await throughGatewarden(operator, ["cron", "list"]);
     });
   });
 }

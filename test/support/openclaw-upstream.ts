@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -167,4 +167,31 @@ export async function startOpenclawUpstream(target: CompatTarget, opts: { readon
       await start();
     },
   };
+}
+
+/**
+ * Pair gatewarden's own device with `upstream` (state in `stateDir`):
+ * `gatewarden upstream pair`, and where the upstream holds the request for
+ * its operator, `openclaw devices approve` on the upstream host, then pair
+ * again to collect the device token.
+ */
+export function pairGatewardenWith(upstream: OpenclawUpstream, stateDir: string, gatewardenBin: string): void {
+  const run = () =>
+    spawnSync(process.execPath, [gatewardenBin, "--state-dir", stateDir, "upstream", "pair", "--url", upstream.url, "--wait", "0"], {
+      encoding: "utf8",
+      env: { ...process.env, GATEWARDEN_UPSTREAM_TOKEN: upstream.token },
+      timeout: 60_000,
+    });
+  let pair = run();
+  const id = /openclaw devices approve ([0-9a-f-]{36})/.exec(pair.stderr)?.[1];
+  if (pair.status !== 0 && id) {
+    const { nodeBin, entry } = upstream.target;
+    spawnSync(nodeBin, [entry, "devices", "approve", id, "--url", upstream.url, "--token", upstream.token], {
+      encoding: "utf8",
+      env: { PATH: "/usr/bin:/bin", HOME: upstream.stateDir, OPENCLAW_STATE_DIR: upstream.stateDir, npm_config_offline: "true" },
+      timeout: 60_000,
+    });
+    pair = run();
+  }
+  if (pair.status !== 0) throw new Error(`gatewarden upstream pair failed:\n${pair.stderr}`);
 }
