@@ -94,10 +94,10 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
      * 2026.9.6 on loopback uses a backend credential an operator registered,
      * within that credential's scopes.
      */
-    async function realCli(name: string, scopes: string[]): Promise<OpenclawCli> {
-      const cli = new OpenclawCli(target);
+    async function realCli(name: string, scopes: string[], release = target): Promise<OpenclawCli> {
+      const cli = new OpenclawCli(release);
       const url = `ws://127.0.0.1:${gw.port}`;
-      if (target.protocol === 3) {
+      if (release.protocol === 3) {
         cli.useRemoteGateway(url, SHARED);
         const first = await cli.run(["gateway", "call", "health", "--json"]);
         const requestId = printedRequestId(first);
@@ -138,6 +138,26 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       for (const args of commands) await throughGatewarden(operator, args);
       const cron = jsonOutput<{ enabled?: unknown }>(await throughGatewarden(operator, ["cron", "status"]));
       assert.equal(typeof cron.enabled, "boolean", "the upstream's cron service answered");
+    });
+
+    const other = compatTarget(version === "2026.4.24" ? "2026.9.6" : "2026.4.24");
+    it(`the other release's CLI (OpenClaw ${other.openclaw}, protocol ${other.protocol}) works through gatewarden in front of this one (protocol ${target.protocol})`, { skip: unavailableReason(other) }, async () => {
+      const cli = await realCli("cli-other", ["operator.read"], other);
+      try {
+        for (const args of [["channels", "status"], ["logs", "--limit", "5"], ["gateway", "call", "sessions.list"]]) await throughGatewarden(cli, args);
+        if (other.protocol > target.protocol) {
+          // Frames are carried over; payloads are the upstream release's. 2026.9.6's CLI expects cron.list's newer page format (docs/upstream.md).
+          const cron = await cli.run(["cron", "list", "--json"], 90_000);
+          assert.notEqual(cron.code, 0, describeRun(cron));
+          assert.match(cron.stderr, /cron\.list returned an invalid inventory page/);
+        } else {
+          await throughGatewarden(cli, ["cron", "list"]);
+        }
+        const protocols = admissionAudits(gw.logLines()).filter((a) => a.decision === "admit").map((a) => a.protocol);
+        assert.equal(protocols.at(-1), other.protocol, "gatewarden spoke the CLI's protocol to it");
+      } finally {
+        cli.dispose();
+      }
     });
 
     it("a cron job added with the real CLI through an admin session reaches an operator.read session as an event, and not a session without operator.read", async () => {
