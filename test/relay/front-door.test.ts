@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { SecretLedger, addBackend, detailCode, openConnect } from "../support/adversarial.js";
+import { SecretLedger, addBackend, detailCode, openConnect, rssKiB } from "../support/adversarial.js";
 import { OpenclawCli, admissionAudits, compatTarget, describeRun, jsonOutput, printedRequestId, unavailableReason, type CliResult } from "../compat/openclaw-cli.js";
 import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
@@ -14,6 +15,7 @@ import type { Frame, TestClient } from "../support/protocol-client.js";
 // granted, checked by gatewarden before anything reaches the upstream.
 
 const SHARED = "gatewarden-front-door-token-5c1e9a";
+const MAX_BUFFERED = 1024 * 1024;
 
 for (const version of ["2026.4.24", "2026.9.6"]) {
   const target = compatTarget(version);
@@ -32,7 +34,8 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       upstream = await startOpenclawUpstream(target);
       stateDir = mkdtempSync(join(tmpdir(), "gw-front-door-"));
       pairGatewardenWith(upstream, stateDir, BIN);
-      gw = await startGatewayProcess({ stateDir, args: ["--upstream", upstream.url], env: { GATEWARDEN_TOKEN: SHARED } });
+      // A 1 MiB bound (default 8 MiB) so that the slow-consumer test fills it with a few MB of upstream answers.
+      gw = await startGatewayProcess({ stateDir, args: ["--upstream", upstream.url], env: { GATEWARDEN_TOKEN: SHARED }, config: { limits: { maxBufferedBytes: MAX_BUFFERED } } });
       ledger.add(SHARED);
     });
     after(async () => {
@@ -177,6 +180,24 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       assert.deepEqual(leaked, [], "no cron event reaches a session without operator.read");
       reader.client.close();
       scopeless.client.close();
+    });
+
+    it("a client that stops reading never makes gatewarden hold more than its bound of upstream answers: it is closed as a slow consumer", async () => {
+      const { client } = await session(["operator.read"], addBackend(gw, "fd-slow", ["operator.read"], ledger));
+      const rssBefore = rssKiB(gw.proc.pid!);
+      (client.ws as unknown as { _socket: Socket })._socket.pause();
+      // skills.status answers about 50 KB from the upstream; keep asking while never reading.
+      let sent = 0;
+      while (!gw.logLines().some((l) => l.event === "slow-consumer") && sent < 4000) {
+        for (let i = 0; i < 20; i++) client.sendRaw(JSON.stringify({ type: "req", id: `s${sent++}`, method: "skills.status", params: {} }));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const slow = gw.logLines().find((l) => l.event === "slow-consumer");
+      assert.ok(slow, `closed as a slow consumer after ${sent} requests`);
+      // Closed at the first answer past the bound: at most one more answer (tens of KB) was queued.
+      assert.ok((slow.bufferedBytes as number) <= MAX_BUFFERED + 1024 * 1024, `queued ${String(slow.bufferedBytes)} bytes`);
+      assert.ok(rssKiB(gw.proc.pid!) - rssBefore < 96 * 1024, "the gateway's memory stayed bounded");
+      (client.ws as unknown as { _socket: Socket })._socket.destroy();
     });
 
     it("revoking the session's backend at gatewarden closes the client (4001)", async () => {
