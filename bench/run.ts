@@ -303,7 +303,10 @@ async function main(): Promise<void> {
       setupNotes,
     });
     const findings = join(ROOT, "bench", "findings.md");
-    const text = report + (existsSync(findings) ? "\n" + readFileSync(findings, "utf8") : "");
+    // The relay figures come from `npm run bench:relay` (bench/relay.ts), kept between its markers.
+    const relay = join(ROOT, "bench", "relay-results.md");
+    const relayBlock = existsSync(relay) ? `\n<!-- relay-bench:start -->\n${readFileSync(relay, "utf8")}<!-- relay-bench:end -->\n` : "";
+    const text = report + relayBlock + (existsSync(findings) ? "\n" + readFileSync(findings, "utf8") : "");
     writeFileSync(opts.out, text);
     process.stdout.write("\n" + report + "\n");
     say(`wrote ${opts.out} in ${totalSeconds.toFixed(0)} s`);

@@ -25,6 +25,12 @@ export interface ResponseFrame {
   readonly error?: UpstreamError;
 }
 
+/** A response, and its text after the id where the upstream wrote the id first (see requestRaw). */
+export interface RawResponse {
+  readonly frame: ResponseFrame;
+  readonly afterId: string | undefined;
+}
+
 export interface EventFrame {
   readonly type: "event";
   readonly event: string;
@@ -68,8 +74,12 @@ const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
 const DEFAULT_CLIENT: UpstreamClientLabel = { id: "cli", mode: "cli", version: "gatewarden", platform: process.platform };
 
 function parse(data: RawData): Record<string, unknown> | undefined {
+  return parseText(data.toString());
+}
+
+function parseText(text: string): Record<string, unknown> | undefined {
   try {
-    const v: unknown = JSON.parse(data.toString());
+    const v: unknown = JSON.parse(text);
     return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -82,7 +92,7 @@ function unreachable(message: string): UpstreamConnectResult {
 
 export class UpstreamLink {
   private seq = 0;
-  private readonly pending = new Map<string, { resolve: (f: ResponseFrame) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { resolve: (r: RawResponse) => void; timer: NodeJS.Timeout }>();
   private eventListener: ((e: EventFrame) => void) | undefined;
   private closeListeners: ((code: number, reason: string) => void)[] = [];
   closed = false;
@@ -92,7 +102,10 @@ export class UpstreamLink {
     private readonly timeoutMs: number,
     private readonly maxBufferedBytes: number,
   ) {
-    ws.on("message", (data) => this.onFrame(parse(data)));
+    ws.on("message", (data) => {
+      const text = data.toString();
+      this.onFrame(parseText(text), text);
+    });
     ws.on("close", (code, reason) => this.handleClose(code, reason.toString()));
   }
 
@@ -139,15 +152,25 @@ export class UpstreamLink {
   }
 
   /** One request; resolves with the upstream's response, or a synthetic UNAVAILABLE one on timeout or close. */
-  request(method: string, params?: unknown, timeoutMs = this.timeoutMs): Promise<ResponseFrame> {
+  async request(method: string, params?: unknown, timeoutMs = this.timeoutMs): Promise<ResponseFrame> {
+    return (await this.requestRaw(method, params, timeoutMs)).frame;
+  }
+
+  /**
+   * As request(), also with the response's text after its id when the
+   * upstream wrote `{"type":"res","id":"<ours>",` first (it does): a relay
+   * then writes the client's id before that text instead of serializing the
+   * payload again. The text is the upstream's own, parsed as valid JSON.
+   */
+  requestRaw(method: string, params?: unknown, timeoutMs = this.timeoutMs): Promise<RawResponse> {
     const id = `gw${++this.seq}`;
-    if (this.closed) return Promise.resolve(this.unavailable(id, "upstream session closed"));
+    if (this.closed) return Promise.resolve({ frame: this.unavailable(id, "upstream session closed"), afterId: undefined });
     // An upstream that stops reading never makes gatewarden hold more than this for it.
-    if (this.ws.bufferedAmount > this.maxBufferedBytes) return Promise.resolve(this.unavailable(id, "upstream is not taking requests; retry"));
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) return Promise.resolve({ frame: this.unavailable(id, "upstream is not taking requests; retry"), afterId: undefined });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        resolve(this.unavailable(id, `upstream did not answer ${method.slice(0, 128)} within ${timeoutMs} ms`));
+        resolve({ frame: this.unavailable(id, `upstream did not answer ${method.slice(0, 128)} within ${timeoutMs} ms`), afterId: undefined });
       }, timeoutMs);
       this.pending.set(id, { resolve, timer });
       this.ws.send(JSON.stringify({ type: "req", id, method, ...(params !== undefined ? { params } : {}) }));
@@ -178,14 +201,15 @@ export class UpstreamLink {
     return { type: "res", id, ok: false, error: { code: "UNAVAILABLE", message, retryable: true, retryAfterMs: 1000 } };
   }
 
-  private onFrame(f: Record<string, unknown> | undefined): void {
+  private onFrame(f: Record<string, unknown> | undefined, text: string): void {
     if (!f) return;
     if (f.type === "res" && typeof f.id === "string") {
       const waiter = this.pending.get(f.id);
       if (!waiter) return;
       this.pending.delete(f.id);
       clearTimeout(waiter.timer);
-      waiter.resolve(f as unknown as ResponseFrame);
+      const head = `{"type":"res","id":"${f.id}",`;
+      waiter.resolve({ frame: f as unknown as ResponseFrame, afterId: text.startsWith(head) ? text.slice(head.length) : undefined });
     } else if (f.type === "event" && typeof f.event === "string") {
       this.eventListener?.(f as unknown as EventFrame);
     }
@@ -195,7 +219,7 @@ export class UpstreamLink {
     this.closed = true;
     for (const [id, waiter] of this.pending) {
       clearTimeout(waiter.timer);
-      waiter.resolve(this.unavailable(id, `upstream session closed (${code})`));
+      waiter.resolve({ frame: this.unavailable(id, `upstream session closed (${code})`), afterId: undefined });
     }
     this.pending.clear();
     const listeners = this.closeListeners;

@@ -43,7 +43,10 @@ function stringList(v: unknown): string[] {
 }
 
 /** A relayed request's outcome, in the client's protocol. */
-export type RelayReply = { readonly ok: true; readonly payload: unknown } | { readonly ok: false; readonly error: WireError };
+export type RelayReply =
+  /** `afterId`: the upstream's response text after its id, to be written after the client's id unchanged. */
+  | { readonly ok: true; readonly payload: unknown; readonly afterId: string | undefined }
+  | { readonly ok: false; readonly error: WireError };
 
 /** One client session's upstream session. */
 export class RelaySession {
@@ -55,8 +58,8 @@ export class RelaySession {
 
   /** Relay one request, params untouched; the reply (or error) in the client's protocol. */
   async request(method: string, params: unknown): Promise<RelayReply> {
-    const res = await this.link.request(method, params, this.requestTimeoutMs);
-    if (res.ok) return { ok: true, payload: res.payload };
+    const { frame: res, afterId } = await this.link.requestRaw(method, params, this.requestTimeoutMs);
+    if (res.ok) return { ok: true, payload: res.payload, afterId };
     return { ok: false, error: errorForClient(res.error ?? { code: "UNAVAILABLE", message: "upstream error" }, this.clientProtocol) };
   }
 

@@ -111,7 +111,8 @@ export class Connection implements RouterContext {
 
   replyWire(id: string, result: RelayReply): void {
     if (!this.mayWrite()) return;
-    this.ws.send(JSON.stringify(result.ok ? { type: "res", id, ok: true, payload: result.payload } : { type: "res", id, ok: false, error: result.error }));
+    if (result.ok && result.afterId !== undefined) this.ws.send(`{"type":"res","id":${JSON.stringify(id)},${result.afterId}`);
+    else this.ws.send(JSON.stringify(result.ok ? { type: "res", id, ok: true, payload: result.payload } : { type: "res", id, ok: false, error: result.error }));
   }
 
   /** Pongs count against the same bound (ws's automatic pong is off: see Gateway). */
