@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { SecretLedger, addBackend, detailCode, openConnect, rssKiB } from "../support/adversarial.js";
+import { SecretLedger, addBackend, detailCode, openConnect, pairDevice, rssKiB } from "../support/adversarial.js";
+import { createTestDevice } from "../support/device.js";
 import { OpenclawCli, admissionAudits, compatTarget, describeRun, jsonOutput, printedRequestId, unavailableReason, type CliResult } from "../compat/openclaw-cli.js";
 import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
@@ -31,7 +32,7 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
     let admin: OpenclawCli;
 
     before(async () => {
-      upstream = await startOpenclawUpstream(target);
+      upstream = await startOpenclawUpstream(target, { logRequests: true });
       stateDir = mkdtempSync(join(tmpdir(), "gw-front-door-"));
       pairGatewardenWith(upstream, stateDir, BIN);
       // A 1 MiB bound (default 8 MiB) so that the slow-consumer test fills it with a few MB of upstream answers.
@@ -65,18 +66,32 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       client.close();
     });
 
-    it("a write, admin or pairing method the session lacks the scope for is refused by gatewarden before it reaches the upstream", async () => {
-      const reader = addBackend(gw, "fd-reader-2", ["operator.read"], ledger);
-      const { client } = await session(["operator.read"], reader);
-      for (const [method, scope] of [["cron.add", "operator.admin"], ["config.set", "operator.admin"]] as const) {
+    it("a paired device holding operator.read: a write, admin or pairing method is refused by gatewarden and never reaches the upstream", async () => {
+      const device = createTestDevice();
+      const { deviceToken } = await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+      const { client } = await session(["operator.read"], "", { device, auth: { deviceToken } });
+      const refused = [
+        ["chat.send", "operator.write"],
+        ["node.pair.approve", "operator.pairing"],
+        ["cron.add", "operator.admin"],
+        ["config.set", "operator.admin"],
+      ] as const;
+      for (const [method, scope] of refused) {
         const r = await client.request(method, {}, 10_000);
         assert.equal(r.ok, false);
         assert.equal(detailCode(r), "MISSING_SCOPE");
         assert.equal(r.error?.message, `missing scope: ${scope}`);
       }
-      await new Promise((r) => setTimeout(r, 300));
+      // A relayed read, as the control: the upstream logs every request it receives.
+      assert.equal((await client.request("cron.status", {}, 30_000)).ok, true);
+      await new Promise((r) => setTimeout(r, 500));
       const denied = gw.logLines().filter((l) => l.event === "method-denied").map((l) => l.method);
-      assert.ok(denied.includes("cron.add") && denied.includes("config.set"), "gatewarden refused them itself");
+      const seen = upstream.output();
+      assert.match(seen, /cron\.status/, "the upstream's request log works");
+      for (const [method] of refused) {
+        assert.ok(denied.includes(method), `gatewarden refused ${method} itself`);
+        assert.ok(!seen.includes(method), `the upstream never saw ${method}`);
+      }
       client.close();
     });
 

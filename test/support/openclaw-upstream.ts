@@ -23,7 +23,7 @@ export interface OpenclawUpstream {
   readonly token: string;
   readonly target: CompatTarget;
   readonly stateDir: string;
-  /** What the gateway printed, for failure messages. */
+  /** What the gateway printed (the last 4 MB since its latest start), for failure messages and request logs. */
   output(): string;
   stop(): Promise<void>;
   /** Stop, then start again on the same port with the same state. */
@@ -79,7 +79,13 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-export async function startOpenclawUpstream(target: CompatTarget, opts: { readonly readyTimeoutMs?: number } = {}): Promise<OpenclawUpstream> {
+export interface UpstreamStartOptions {
+  readonly readyTimeoutMs?: number;
+  /** Log every request the upstream receives (`--verbose --ws-log compact`): tests can prove what reached it. */
+  readonly logRequests?: boolean;
+}
+
+export async function startOpenclawUpstream(target: CompatTarget, opts: UpstreamStartOptions = {}): Promise<OpenclawUpstream> {
   const home = mkdtempSync(join(tmpdir(), `gatewarden-upstream-${target.openclaw}-`));
   const stateDir = join(home, ".openclaw");
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -107,11 +113,11 @@ export async function startOpenclawUpstream(target: CompatTarget, opts: { readon
     };
     child = spawn(
       target.nodeBin,
-      ["--import", pathToFileURL(SANDBOX_PRELOAD).href, target.entry, "gateway", "run", "--bind", "loopback", "--port", String(port), "--auth", "token", "--token", token, "--allow-unconfigured"],
+      ["--import", pathToFileURL(SANDBOX_PRELOAD).href, target.entry, "gateway", "run", "--bind", "loopback", "--port", String(port), "--auth", "token", "--token", token, "--allow-unconfigured", ...(opts.logRequests ? ["--verbose", "--ws-log", "compact"] : [])],
       { cwd: home, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
     );
     const keep = (d: Buffer) => {
-      out = (out + d.toString()).slice(-20_000);
+      out = (out + d.toString()).slice(-4_000_000);
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
