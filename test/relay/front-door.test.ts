@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { SecretLedger, addBackend, detailCode, openConnect, pairDevice, rssKiB } from "../support/adversarial.js";
+import { SecretLedger, addBackend, detailCode, eventually, openConnect, pairDevice, rssKiB } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
 import { OpenclawCli, admissionAudits, compatTarget, describeRun, jsonOutput, printedRequestId, unavailableReason, type CliResult } from "../compat/openclaw-cli.js";
 import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
-import { pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
+import { connectionsTo, pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
 import type { Frame, TestClient } from "../support/protocol-client.js";
 
 // Issue 15: gatewarden in front of a real OpenClaw gateway. Clients connect to
@@ -215,11 +215,23 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       (client.ws as unknown as { _socket: Socket })._socket.destroy();
     });
 
-    it("revoking the session's backend at gatewarden closes the client (4001)", async () => {
+    it("revoking the session's backend at gatewarden closes the client (4001) and its upstream session; a client closing closes its upstream session too", async () => {
+      // Sessions of earlier tests may still be closing: start from a count that has settled.
+      let idle = connectionsTo(upstream.port);
+      for (let stableSince = Date.now(), deadline = Date.now() + 15_000; Date.now() - stableSince < 1000 && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        const now = connectionsTo(upstream.port);
+        if (now !== idle) [idle, stableSince] = [now, Date.now()];
+      }
       const reader = addBackend(gw, "fd-revoked", ["operator.read"], ledger);
       const { client } = await session(["operator.read"], reader);
+      const other = await session(["operator.read"], addBackend(gw, "fd-closing", ["operator.read"], ledger));
+      await eventually(() => connectionsTo(upstream.port) === idle + 2, `one upstream session per client session (idle ${idle}, now ${connectionsTo(upstream.port)})`, 5000);
       assert.equal(gw.cli(["--state-dir", stateDir, "backends", "revoke", "fd-revoked"]).code, 0);
       assert.equal((await client.closed).code, 4001);
+      await eventually(() => connectionsTo(upstream.port) === idle + 1, "the revoked session's upstream session is closed", 5000);
+      other.client.close();
+      await eventually(() => connectionsTo(upstream.port) === idle, "the closed client's upstream session is closed", 5000);
     });
 
     it("an upstream restart closes the client sessions cleanly (1012, with a reason), and sessions opened once it is back work", async () => {

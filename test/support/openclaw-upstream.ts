@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -200,4 +200,27 @@ export function pairGatewardenWith(upstream: OpenclawUpstream, stateDir: string,
     pair = run();
   }
   if (pair.status !== 0) throw new Error(`gatewarden upstream pair failed:\n${pair.stderr}`);
+}
+
+/**
+ * Open TCP connections to `port` on this machine (the client side of each,
+ * from /proc/net/tcp{,6}): in front-door tests, gatewarden's upstream sessions.
+ */
+export function connectionsTo(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  let n = 0;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      // cols[2] is the remote address:port, cols[3] the state (01: established).
+      if (cols[2]?.endsWith(`:${hexPort}`) && cols[3] === "01") n++;
+    }
+  }
+  return n;
 }
