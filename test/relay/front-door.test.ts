@@ -234,13 +234,30 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       await eventually(() => connectionsTo(upstream.port) === idle, "the closed client's upstream session is closed", 5000);
     });
 
-    it("an upstream restart closes the client sessions cleanly (1012, with a reason), and sessions opened once it is back work", async () => {
+    it("a node-role client is refused in upstream mode with a clear reason, even once paired", async () => {
+      const device = createTestDevice();
+      const base = { device, role: "node", scopes: [], auth: { token: SHARED }, maxProtocol: 4 };
+      const first = await openConnect(gw, base, ledger);
+      assert.equal(detailCode(first.reply), "PAIRING_REQUIRED");
+      assert.equal(gw.cli(["devices", "approve", first.reply.error?.details?.requestId as string]).code, 0);
+      const second = await openConnect(gw, base, ledger);
+      assert.equal(detailCode(second.reply), "INVALID_ROLE");
+      assert.match(second.reply.error?.message ?? "", /relays operator sessions only/);
+    });
+
+    it("an upstream restart closes the client sessions cleanly (1012, with a reason); while it is down a connect gets a retryable UPSTREAM_UNAVAILABLE and no hello-ok; once it is back sessions work", async () => {
       const reader = addBackend(gw, "fd-restart", ["operator.read"], ledger);
       const { client } = await session(["operator.read"], reader);
-      await upstream.restart();
+      await upstream.halt();
       const closed = await client.closed;
       assert.equal(closed.code, 1012);
       assert.equal(closed.reason, "upstream gateway closed the session");
+      const refused = await openConnect(gw, { scopes: ["operator.read"], auth: { token: reader }, maxProtocol: 4 }, ledger);
+      assert.equal(refused.reply.ok, false, "no hello-ok without a working upstream session");
+      assert.equal(detailCode(refused.reply), "UPSTREAM_UNAVAILABLE");
+      assert.equal(refused.reply.error?.retryable, true);
+      assert.equal((await refused.client.closed).code, 1013);
+      await upstream.resume();
       const again = await session(["operator.read"], reader);
       const r = await again.client.request("cron.list", {}, 30_000);
       assert.equal(r.ok, true, JSON.stringify(r.error));

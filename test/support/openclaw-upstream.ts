@@ -28,6 +28,10 @@ export interface OpenclawUpstream {
   stop(): Promise<void>;
   /** Stop, then start again on the same port with the same state. */
   restart(): Promise<void>;
+  /** Stop, keeping the state and the port for resume(). */
+  halt(): Promise<void>;
+  /** Start again after halt(), on the same port with the same state. */
+  resume(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -172,6 +176,8 @@ export async function startOpenclawUpstream(target: CompatTarget, opts: Upstream
       await stop();
       await start();
     },
+    halt: stop,
+    resume: start,
   };
 }
 
