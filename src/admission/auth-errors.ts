@@ -110,6 +110,8 @@ export interface PairingErrorInput {
   readonly requestedRole: Role;
   readonly requestedScopes: readonly Scope[];
   readonly approved?: { readonly roles: readonly Role[]; readonly scopes: readonly Scope[] };
+  /** The code the approver sees for this request (an extra field: older clients ignore it). */
+  readonly verificationCode: string;
 }
 
 export function pairingRequiredError(input: PairingErrorInput): GatewayError {
@@ -126,6 +128,7 @@ export function pairingRequiredError(input: PairingErrorInput): GatewayError {
       deviceId: input.deviceId,
       requestedRole: input.requestedRole,
       requestedScopes: [...input.requestedScopes],
+      verificationCode: input.verificationCode,
       ...(input.approved ? { approvedRoles: [...input.approved.roles], approvedScopes: [...input.approved.scopes] } : {}),
     },
     CloseCode.policyViolation,

@@ -11,6 +11,7 @@ import { pairedToWire, pendingToWire } from "../methods/wire-records.js";
 import { CliError, withAdminReader, withAdminStore } from "./admin-store.js";
 import { ago, printJson, short, table } from "./output.js";
 import { resolveId } from "./resolve-id.js";
+import { VERIFICATION_CODE_DIGITS, isVerificationCode, verificationCode } from "../pairing/verification-code.js";
 import type { StateDirOption } from "./state-dir-option.js";
 
 
@@ -48,9 +49,10 @@ export function devicesCommand(opts: StateDirOption): Command {
         if (pending.length > 0) {
           process.stdout.write(
             table(
-              ["REQUEST", "DEVICE", "NAME", "CLIENT", "ROLE", "SCOPES", "REASON", "FROM", "AGE"],
+              ["REQUEST", "CODE", "DEVICE", "NAME", "CLIENT", "ROLE", "SCOPES", "REASON", "FROM", "AGE"],
               pending.map((p) => [
                 p.requestId,
+                verificationCode(p),
                 short(p.deviceId),
                 p.displayName ?? "-",
                 `${p.clientId ?? "-"}/${p.clientMode ?? "-"}`,
@@ -90,10 +92,17 @@ export function devicesCommand(opts: StateDirOption): Command {
     .command("approve")
     .description("approve a pending pairing request (grants the role and scopes it asked for)")
     .argument("<requestId>", "request id (or a unique prefix of 6+ characters)")
+    .option("--code <digits>", "the verification code the device shows: refuse to approve if it differs")
     .option("--json", "print JSON")
-    .action((requestId: string, o: { json?: boolean }) =>
+    .action((requestId: string, o: { json?: boolean; code?: string }) =>
       withAdminStore(opts.stateDir(), async (store) => {
-        const id = resolveId("request", requestId, (await store.listPendingRequests()).map((p) => p.requestId));
+        if (o.code !== undefined && !isVerificationCode(o.code)) throw new CliError(`--code takes the ${VERIFICATION_CODE_DIGITS} digits the device shows`);
+        const pendingRequests = await store.listPendingRequests();
+        const id = resolveId("request", requestId, pendingRequests.map((p) => p.requestId));
+        const request = pendingRequests.find((p) => p.requestId === id);
+        if (o.code !== undefined && request !== undefined && verificationCode(request) !== o.code) {
+          throw new CliError(`the verification code of request ${id} is not ${o.code}: not approved (this may not be the device you expect)`);
+        }
         const { device, granted } = unwrap(await approvePairing(store, id, OWNER, systemClock.now()));
         if (o.json) return printJson({ requestId: id, granted, device: pairedToWire(device) });
         // Names exactly what this approval granted, escaped: the owner reads what was approved, not what a client's name painted.

@@ -1,3 +1,4 @@
+import { verificationCode } from "../pairing/verification-code.js";
 import type { PairedDeviceRecord, PendingRequestRecord } from "../store/records.js";
 
 // Store records as the protocol shows them (spec §9.1, §9.5): secrets never
@@ -5,7 +6,7 @@ import type { PairedDeviceRecord, PendingRequestRecord } from "../store/records.
 
 export function pendingToWire(p: PendingRequestRecord): Record<string, unknown> {
   const { requesterIp, expiresAtMs, reason, ...rest } = p;
-  return { ...rest, ...(rest.remoteIp === undefined ? { remoteIp: requesterIp } : {}), silent: false, reason, expiresAtMs };
+  return { ...rest, ...(rest.remoteIp === undefined ? { remoteIp: requesterIp } : {}), silent: false, reason, expiresAtMs, verificationCode: verificationCode(p) };
 }
 
 export function pairedToWire(d: PairedDeviceRecord): Record<string, unknown> {

@@ -6,6 +6,7 @@ import type { PeerEvidence } from "../admission/locality.js";
 import { nonBlank, type PresentedSecrets } from "../admission/presented.js";
 import { secretDigestHex } from "../admission/secret-digest.js";
 import { pairingRequiredError } from "../admission/auth-errors.js";
+import { verificationCode } from "../pairing/verification-code.js";
 import type { PresenceEntry } from "../methods/define-method.js";
 import { carryOut, type IssuedToken } from "../pairing/effects.js";
 import { requestPairing } from "../pairing/request-pairing.js";
@@ -359,6 +360,7 @@ export class Connection implements RouterContext {
         requestedRole: decision.request.role,
         requestedScopes: decision.request.scopes,
         ...(decision.approved ? { approved: decision.approved } : {}),
+        verificationCode: verificationCode(request),
       }),
     );
     return "done";

@@ -60,6 +60,46 @@ describe("pairing end to end against a real gateway process", () => {
     third.close();
   });
 
+  it("the verification code the device receives is the one the approver sees (devices list, its table, device.pair.list); approve --code refuses another code and approves with the right one", async () => {
+    const device = createTestDevice();
+    const client = await TestClient.open(gw.url);
+    const refused = await client.connect({ device, scopes: ["operator.read"], auth: { token: gw.token! } });
+    const requestId = refused.error?.details?.requestId as string;
+    const code = refused.error?.details?.verificationCode as string;
+    assert.match(code, /^[0-9]{6}$/);
+
+    const listed = JSON.parse(gw.cli(["devices", "list", "--json"]).stdout) as { pending: { requestId: string; verificationCode: string }[] };
+    assert.equal(listed.pending.find((p) => p.requestId === requestId)?.verificationCode, code);
+    const tableRow = gw.cli(["devices", "list"]).stdout.split("\n").find((l) => l.startsWith(requestId));
+    assert.ok(tableRow?.split(/\s+/).includes(code), tableRow);
+
+    // An operator session with operator.pairing sees the same code over the protocol.
+    const approver = createTestDevice();
+    const first = await TestClient.open(gw.url);
+    const pendingApprover = await first.connect({ device: approver, scopes: ["operator.pairing"], auth: { token: gw.token! } });
+    assert.equal(gw.cli(["devices", "approve", pendingApprover.error?.details?.requestId as string]).code, 0);
+    const op = await TestClient.open(gw.url);
+    assert.equal((await op.connect({ device: approver, scopes: ["operator.pairing"], auth: { token: gw.token! } })).ok, true);
+    const pairList = await op.request("device.pair.list", {});
+    const seen = (pairList.payload as { pending: { requestId: string; verificationCode: string }[] }).pending.find((p) => p.requestId === requestId);
+    assert.equal(seen?.verificationCode, code);
+    op.close();
+
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, "0");
+    const mismatch = gw.cli(["devices", "approve", requestId, "--code", wrong]);
+    assert.notEqual(mismatch.code, 0);
+    assert.equal(mismatch.stderr, `gatewarden: the verification code of request ${requestId} is not ${wrong}: not approved (this may not be the device you expect)\n`);
+    const malformed = gw.cli(["devices", "approve", requestId, "--code", "12ab"]);
+    assert.notEqual(malformed.code, 0);
+    assert.match(malformed.stderr, /^gatewarden: --code takes the 6 digits the device shows\n$/);
+    assert.ok(
+      (JSON.parse(gw.cli(["devices", "list", "--json"]).stdout) as { pending: { requestId: string }[] }).pending.some((p) => p.requestId === requestId),
+      "still pending after both refusals",
+    );
+    const approved = gw.cli(["devices", "approve", requestId, "--code", code]);
+    assert.equal(approved.code, 0, approved.stderr);
+  });
+
   it("a device token does not work with another device's key", async () => {
     const a = createTestDevice();
     const b = createTestDevice();
