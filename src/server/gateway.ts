@@ -31,6 +31,7 @@ import { createKeyCache } from "./key-cache.js";
 import type { RateLimitOptions, TransportLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { createAuditLog, type AuditLog } from "./audit.js";
+import { approvalPageResponse, loadApprovalPage } from "./approval-page.js";
 import { rawPeerFacts } from "./peer-facts.js";
 import type { GatewayRuntime } from "./runtime.js";
 import { RecentRevocations, revocationOf, revokes, type Revocation } from "./revocations.js";
@@ -189,9 +190,15 @@ export class Gateway implements GatewayRuntime {
       sessionCounts: () => sessions.counts(),
       storeChanged: () => this.storeChanged(),
     };
+    const approvalPage = loadApprovalPage();
     this.http = createServer((req, res) => {
       if (req.url === "/healthz") {
         res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+        return;
+      }
+      const page = approvalPageResponse(approvalPage, req.method, req.url);
+      if (page) {
+        res.writeHead(page.status, page.headers).end(page.body);
         return;
       }
       res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" }).end("gatewarden: connect with a WebSocket client\n");
