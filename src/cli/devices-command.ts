@@ -90,11 +90,12 @@ export function devicesCommand(opts: StateDirOption): Command {
 
   cmd
     .command("approve")
-    .description("approve a pending pairing request (grants the role and scopes it asked for)")
+    .description("approve a pending pairing request (grants the role and the scopes it asked for, or only those given with --scopes)")
     .argument("<requestId>", "request id (or a unique prefix of 6+ characters)")
     .option("--code <digits>", "the verification code the device shows: refuse to approve if it differs")
+    .option("--scopes <list...>", "approve only these of the requested scopes (comma-separated)")
     .option("--json", "print JSON")
-    .action((requestId: string, o: { json?: boolean; code?: string }) =>
+    .action((requestId: string, o: { json?: boolean; code?: string; scopes?: string[] }) =>
       withAdminStore(opts.stateDir(), async (store) => {
         if (o.code !== undefined && !isVerificationCode(o.code)) throw new CliError(`--code takes the ${VERIFICATION_CODE_DIGITS} digits the device shows`);
         const pendingRequests = await store.listPendingRequests();
@@ -103,7 +104,7 @@ export function devicesCommand(opts: StateDirOption): Command {
         if (o.code !== undefined && request !== undefined && verificationCode(request) !== o.code) {
           throw new CliError(`the verification code of request ${id} is not ${o.code}: not approved (this may not be the device you expect)`);
         }
-        const { device, granted } = unwrap(await approvePairing(store, id, OWNER, systemClock.now()));
+        const { device, granted } = unwrap(await approvePairing(store, id, OWNER, systemClock.now(), parseScopes(o.scopes)));
         if (o.json) return printJson({ requestId: id, granted, device: pairedToWire(device) });
         // Names exactly what this approval granted, escaped: the owner reads what was approved, not what a client's name painted.
         process.stdout.write(

@@ -50,9 +50,10 @@ export const devicePairList = defineMethod({
 export const devicePairApprove = defineMethod({
   name: "device.pair.approve",
   requires: PAIRING,
-  params: ClosedObject({ requestId: id }),
+  // `scopes` (gatewarden's extension): approve a subset of what was asked.
+  params: ClosedObject({ requestId: id, scopes: Type.Optional(scopes) }),
   async handler(p, caller, services) {
-    const r = await changed(services, approvePairing(services.store, p.requestId, actorOf(caller), services.clock.now()));
+    const r = await changed(services, approvePairing(services.store, p.requestId, actorOf(caller), services.clock.now(), p.scopes));
     return r.ok ? ok({ requestId: r.value.requestId, device: pairedToWire(r.value.device) }) : r;
   },
 });

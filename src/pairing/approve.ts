@@ -1,3 +1,4 @@
+import type { Scope } from "../protocol/enums.js";
 import type { Store } from "../store/store.js";
 import type { Actor } from "./actor.js";
 import { decideApproval, decideRejection, type Approved } from "./decide-approval.js";
@@ -8,11 +9,11 @@ import { transactDecision, type DecisionResult } from "./effects.js";
  * read in the same transaction that carries it out, so concurrent approvals of
  * one request serialize and the second finds nothing to approve.
  */
-export async function approvePairing(store: Store, requestId: string, actor: Actor, nowMs: number): Promise<DecisionResult<Approved>> {
+export async function approvePairing(store: Store, requestId: string, actor: Actor, nowMs: number, narrowTo?: readonly Scope[]): Promise<DecisionResult<Approved>> {
   return transactDecision(store, { nowMs }, async (tx) => {
     const pending = await tx.getPendingRequest(requestId);
     const device = pending ? await tx.getPairedDevice(pending.deviceId) : undefined;
-    return decideApproval({ nowMs, pending, device }, actor);
+    return decideApproval({ nowMs, pending, device }, actor, narrowTo);
   });
 }
 

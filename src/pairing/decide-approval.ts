@@ -45,14 +45,19 @@ function visibleRequest(facts: ApprovalFacts, actor: Actor): Result<PendingReque
  * each of which the actor must be able to grant. A revoked role is restored
  * with the listed scopes only: an approval never restores anything implicitly,
  * so a request that lists no scopes (a role or metadata upgrade) restores none.
- * A device never approves its own request.
+ * A device never approves its own request. `narrowTo`, when given, replaces
+ * the request's scopes with a subset of them (the approver's choice).
  */
-export function decideApproval(facts: ApprovalFacts, actor: Actor): Result<Plan<Approved>> {
+export function decideApproval(facts: ApprovalFacts, actor: Actor, narrowTo?: readonly Scope[]): Result<Plan<Approved>> {
   const visible = visibleRequest(facts, actor);
   if (!visible.ok) return visible;
   const pending = visible.value;
   if (isSelf(actor, pending.deviceId)) return err(denied("device pairing approval denied: a device cannot approve its own request"));
-  for (const s of pending.scopes) {
+  // The approver may grant less than was asked, never more or other.
+  const extra = narrowTo?.find((s) => !pending.scopes.includes(s));
+  if (extra !== undefined) return err(invalidRequest("INVALID_SCOPE", `scope not requested: ${extra} (an approval can only narrow the request)`));
+  const asked = narrowTo === undefined ? pending.scopes : normalizeScopes(narrowTo);
+  for (const s of asked) {
     if (!pending.roles.some((r) => scopeFitsRole(s, r))) return err(invalidRequest("INVALID_SCOPE", `invalid scope for requested roles: ${s}`));
   }
   const existing = facts.device && facts.device.publicKey === pending.publicKey ? facts.device : undefined;
@@ -70,7 +75,7 @@ export function decideApproval(facts: ApprovalFacts, actor: Actor): Result<Plan<
   for (const role of pending.roles) {
     const current = existing ? roleGrant(existing, role) : undefined;
     const live = current !== undefined && !current.revoked;
-    const listed = roleScopes(role, pending.scopes);
+    const listed = roleScopes(role, asked);
     // The role itself is a grant when the device does not hold it live now.
     const lacking = lackingToGrant(actor, role, listed, !live);
     if (lacking !== undefined) return err(missingScope(lacking));
@@ -82,7 +87,7 @@ export function decideApproval(facts: ApprovalFacts, actor: Actor): Result<Plan<
     { kind: "delete-pending", requestId: pending.requestId },
     { kind: "record-change", change: { kind: "pairing.resolved", requestId: pending.requestId, deviceId: pending.deviceId, decision: "approved" } },
   ];
-  const granted = { roles: [...pending.roles], scopes: [...pending.scopes] };
+  const granted = { roles: [...pending.roles], scopes: [...asked] };
   return ok({ effects, reply: () => ({ requestId: pending.requestId, device, granted }) });
 }
 

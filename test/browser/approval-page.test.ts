@@ -44,7 +44,7 @@ describe("the approval page in Chromium", { skip }, () => {
     assert.equal((await fetch(`http://127.0.0.1:${gw.port}/approvals/../package.json`)).status, 426, "nothing else is served");
   });
 
-  it("an operator signs in with a pairing credential, sees the device's request with the code the device received within a second, approves it with a click, and the device is admitted with exactly what it asked", async () => {
+  it("an operator signs in with a pairing credential, sees the device's request with the code the device received within a second, approves it narrowed to operator.read with a click, the device is admitted with exactly that, and a revocation from the page closes its session", async () => {
     const approver = addBackend(gw, "approvals-page", ["operator.pairing", "operator.read"], ledger);
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     const problems: string[] = [];
@@ -63,7 +63,7 @@ describe("the approval page in Chromium", { skip }, () => {
 
     const device = createTestDevice();
     const client = await TestClient.open(gw.url);
-    const refused = await client.connect({ device, scopes: ["operator.read"], auth: { token: gw.token! }, displayName: "<img src=x onerror=alert(1)>phone" });
+    const refused = await client.connect({ device, scopes: ["operator.read", "operator.write"], auth: { token: gw.token! }, displayName: "<img src=x onerror=alert(1)>phone" });
     const requestId = refused.error?.details?.requestId as string;
     const code = refused.error?.details?.verificationCode as string;
     const shownAt = Date.now();
@@ -75,6 +75,8 @@ describe("the approval page in Chromium", { skip }, () => {
     assert.equal(await card.locator("img").count(), 0, "and never as markup");
     await page.screenshot({ path: join(ROOT, "docs", "screenshots", "approvals.png"), fullPage: true });
 
+    // Narrowed to operator.read: the write scope is unchecked before approving.
+    await card.locator('input[value="operator.write"]').uncheck();
     await card.locator("button.approve").click();
     await card.waitFor({ state: "detached", timeout: 5000 });
     await page.locator(`li[data-device-id="${device.id}"]`).waitFor({ timeout: 5000 });
@@ -110,7 +112,7 @@ describe("the approval page in Chromium", { skip }, () => {
     const approver = addBackend(gw, "approvals-evil", ["operator.pairing"], ledger);
     await page.fill("#credential", approver);
     await page.click("button[type=submit]");
-    await page.locator("#status", { hasText: /Not signed in|Signed out/ }).waitFor({ timeout: 10_000 });
+    await page.locator("#status", { hasText: /Not signed in|Signed out \(/ }).waitFor({ timeout: 10_000 });
     assert.equal(await page.isHidden("#app"), true);
     const refusals = gw.logLines().filter((l) => l.audit === "admission" && l.decision === "reject" && /origin/i.test(String(l.code ?? "") + String(l.reason ?? "")));
     assert.ok(refusals.length > 0, "refused for its origin");

@@ -100,6 +100,28 @@ describe("pairing end to end against a real gateway process", () => {
     assert.equal(approved.code, 0, approved.stderr);
   });
 
+  it("devices approve --scopes grants only a subset of the request: a scope it did not ask for is refused in one line, and the device is admitted with the subset", async () => {
+    const device = createTestDevice();
+    const client = await TestClient.open(gw.url);
+    const refused = await client.connect({ device, scopes: ["operator.read", "operator.write"], auth: { token: gw.token! } });
+    const requestId = refused.error?.details?.requestId as string;
+    const widened = gw.cli(["devices", "approve", requestId, "--scopes", "operator.read,operator.admin"]);
+    assert.notEqual(widened.code, 0);
+    assert.equal(widened.stderr, "gatewarden: scope not requested: operator.admin (an approval can only narrow the request)\n");
+    const narrowed = gw.cli(["devices", "approve", requestId, "--scopes", "operator.read", "--json"]);
+    assert.equal(narrowed.code, 0, narrowed.stderr);
+    assert.deepEqual((JSON.parse(narrowed.stdout) as { granted: { scopes: string[] } }).granted.scopes, ["operator.read"]);
+    const again = await TestClient.open(gw.url);
+    const admitted = await again.connect({ device, scopes: ["operator.read"], auth: { token: gw.token! } });
+    assert.equal(admitted.ok, true, JSON.stringify(admitted.error));
+    assert.deepEqual((admitted.payload as { auth: { scopes: string[] } }).auth.scopes, ["operator.read"]);
+    again.close();
+    // Asking for the write scope it was not granted is a new request, not an admission.
+    const upgrade = await TestClient.open(gw.url);
+    const asked = await upgrade.connect({ device, scopes: ["operator.read", "operator.write"], auth: { token: gw.token! } });
+    assert.equal(asked.error?.details?.code, "PAIRING_REQUIRED");
+  });
+
   it("a device token does not work with another device's key", async () => {
     const a = createTestDevice();
     const b = createTestDevice();

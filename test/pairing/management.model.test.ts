@@ -202,20 +202,24 @@ class Approve implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly i: number,
     readonly actor: ActorSpec,
+    /** The approver's narrowing (`--scopes`), or undefined for what was asked. */
+    readonly narrow: readonly Scope[] | undefined = undefined,
   ) {}
   check = (): boolean => true;
   async run(m: Model, r: Real): Promise<void> {
     r.now += 1000;
     const [pending] = await r.store.listPendingForDevice(dev(this.i).id);
     if (!pending) return;
-    const result = await approvePairing(r.store, pending.requestId, actorOf(this.actor), r.now);
-    if (this.actor.kind === "owner") assert.ok(result.ok, `the owner's approval failed: ${result.ok ? "" : result.error.message}`);
+    const result = await approvePairing(r.store, pending.requestId, actorOf(this.actor), r.now, this.narrow);
+    const widens = this.narrow?.some((s) => !pending.scopes.includes(s)) ?? false;
+    if (widens) assert.ok(!result.ok, "an approval granted a scope the request did not ask for");
+    else if (this.actor.kind === "owner") assert.ok(result.ok, `the owner's approval failed: ${result.ok ? "" : result.error.message}`);
     if (result.ok) {
       assert.ok(!(this.actor.kind === "session" && this.actor.device === this.i), "a device approved its own request");
       assert.ok(!confined(this.actor, this.i), "a device-token session approved another device's request");
       const vouched: Vouched = m.paired.has(this.i) ? { ...m.vouched.get(this.i) } : {};
       for (const role of pending.roles) {
-        const listed = scopesFor(role, pending.scopes);
+        const listed = scopesFor(role, this.narrow ?? pending.scopes);
         for (const s of listed) assert.ok(mayGrant(this.actor, s), `${describeActor(this.actor)} approved ${s}`);
         if (vouched[role] === undefined && role === "node") assert.ok(isAdminActor(this.actor), `${describeActor(this.actor)} granted the node role`);
         vouched[role] = new Set([...(vouched[role] ?? []), ...listed]);
@@ -225,7 +229,7 @@ class Approve implements fc.AsyncCommand<Model, Real> {
     }
     await checkStore(m, r, this.toString());
   }
-  toString = (): string => `approve(dev${this.i}, by ${describeActor(this.actor)})`;
+  toString = (): string => `approve(dev${this.i}, by ${describeActor(this.actor)}${this.narrow ? `, only [${this.narrow.join(",")}]` : ""})`;
 }
 
 class Reject implements fc.AsyncCommand<Model, Real> {
@@ -340,7 +344,7 @@ const commands = fc.commands(
     fc.tuple(devIndex, roleAndScopes, fc.boolean()).map(([i, rs, t]) => new Connect(i, rs.role, rs.scopes, "linux", t)),
     fc.tuple(devIndex, roleAndScopes, fc.subarray([...OPERATOR_SCOPES])).map(([i, rs, p]) => new BootstrapConnect(i, rs.role, rs.scopes, rs.role === "operator" ? p : [])),
     fc.tuple(devIndex, actor).map(([i, a]) => new Approve(i, a)),
-    fc.tuple(devIndex, actor).map(([i, a]) => new Approve(i, a)),
+    fc.tuple(devIndex, actor, fc.subarray([...OPERATOR_SCOPES, "operator.approvals" as Scope])).map(([i, a, n]) => new Approve(i, a, n)),
     fc.tuple(devIndex, actor).map(([i, a]) => new Reject(i, a)),
     fc.tuple(devIndex, roleAndScopes, fc.boolean(), actor).map(([i, rs, same, a]) => new Rotate(i, rs.role, same ? undefined : rs.scopes, a)),
     fc.tuple(devIndex, role, actor).map(([i, r, a]) => new Revoke(i, r, a)),

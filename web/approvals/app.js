@@ -80,15 +80,32 @@ function pendingCard(p) {
       ["platform", p.platform],
       ["from", p.remoteIp],
       ["role", (p.roles ?? [p.role]).join(", ")],
-      ["scopes", (p.scopes ?? []).join(", ") || "(none)"],
       ["reason", p.reason],
       ["device", p.deviceId],
       ["asked", ago(p.ts)],
     ]),
   );
+  // Every requested scope, checked: unchecking one approves the request without it.
+  const scopes = el("fieldset", undefined, "scopes");
+  scopes.append(el("legend", (p.scopes ?? []).length > 0 ? "Scopes to grant" : "Scopes: none requested"));
+  for (const scope of p.scopes ?? []) {
+    const label = el("label");
+    const box = el("input");
+    box.type = "checkbox";
+    box.value = scope;
+    box.checked = true;
+    label.append(box, el("span", scope));
+    scopes.append(label);
+  }
+  li.append(scopes);
   const actions = el("div", undefined, "actions");
   actions.append(
-    button("Approve", "approve", () => act("device.pair.approve", { requestId: p.requestId }, `Approved ${p.verificationCode}.`)),
+    button("Approve", "approve", () => {
+      const chosen = [...li.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
+      const narrowed = chosen.length < (p.scopes ?? []).length;
+      const params = narrowed ? { requestId: p.requestId, scopes: chosen } : { requestId: p.requestId };
+      void act("device.pair.approve", params, `Approved ${p.verificationCode}${narrowed ? ` with ${chosen.join(", ") || "no scopes"}` : ""}.`);
+    }),
     button("Reject", "danger", () => act("device.pair.reject", { requestId: p.requestId }, "Rejected.")),
   );
   li.append(actions);
