@@ -42,6 +42,26 @@ function stringList(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
 
+/** Client ids and modes the upstream treats as a browser page (it then checks the page's Origin itself). */
+const BROWSER_CLIENT_IDS = new Set(["openclaw-control-ui", "webchat-ui", "webchat"]);
+const BROWSER_CLIENT_MODES = new Set(["webchat", "ui"]);
+
+/**
+ * How a client session is labelled towards the upstream. The upstream's
+ * session is gatewarden's, never a browser's: gatewarden already checked the
+ * browser's Origin, and the upstream would refuse a browser label that comes
+ * with no Origin (measured on 2026.9.6: "origin not allowed"). So a browser
+ * client (the Control UI, webchat) is labelled as a CLI there; its version
+ * and display name are kept.
+ */
+export function upstreamLabel(label: UpstreamClientLabel): UpstreamClientLabel {
+  // The platform is pinned to the paired device upstream (another one asks for a new approval):
+  // it is gatewarden's own, whatever the client runs on.
+  const own = { ...label, platform: process.platform };
+  if (!BROWSER_CLIENT_IDS.has(label.id) && !BROWSER_CLIENT_MODES.has(label.mode)) return own;
+  return { ...own, id: "cli", mode: "cli" };
+}
+
 /** A relayed request's outcome, in the client's protocol. */
 export type RelayReply =
   /** `afterId`: the upstream's response text after its id, to be written after the client's id unchanged. */
@@ -92,6 +112,11 @@ export class UpstreamRelay {
    * front of an upstream that does not admit gatewarden, or whose release
    * speaks a protocol gatewarden has no table for.
    */
+  /** The upstream's WebSocket URL. */
+  get url(): string {
+    return this.target.credentials.url;
+  }
+
   static async connect(target: UpstreamTarget): Promise<UpstreamRelay> {
     const r = await UpstreamLink.open({
       url: target.credentials.url,
@@ -144,7 +169,10 @@ export class UpstreamRelay {
       url: credentials.url,
       signer,
       role: "operator",
-      scopes: grant.scopes,
+      // Never more than gatewarden's own upstream identity was approved for: the upstream would
+      // answer a scope beyond it with a pairing request for gatewarden's device (2026.9.6's
+      // operator.questions, which 2026.4.24 does not know and `upstream pair` does not ask for).
+      scopes: grant.scopes.filter((s) => credentials.scopes.includes(s)),
       auth: { deviceToken: credentials.deviceToken },
       client: label,
       timeoutMs: this.target.connectTimeoutMs,

@@ -22,7 +22,7 @@ import type { RegisteredSession, Session } from "./session-registry.js";
 import { routeRequest, type RouterContext } from "./session-router.js";
 import { storeFailureError } from "./store-failure.js";
 import { relayedEventAllowed } from "../relay/relay-events.js";
-import type { RelayReply, RelaySession } from "../relay/upstream-relay.js";
+import { upstreamLabel, type RelayReply, type RelaySession } from "../relay/upstream-relay.js";
 import { StoreUnavailableError } from "../store/errors.js";
 
 type State = "awaiting-connect" | "connecting" | "admitted" | "closed";
@@ -387,7 +387,7 @@ export class Connection implements RouterContext {
     }
     let relay: RelaySession | undefined;
     if (rt.relay) {
-      const label = { id: claims.clientId, mode: claims.clientMode, version: claims.version, platform: claims.platform, ...(claims.displayName ? { displayName: claims.displayName } : {}) };
+      const label = upstreamLabel({ id: claims.clientId, mode: claims.clientMode, version: claims.version, platform: claims.platform, ...(claims.displayName ? { displayName: claims.displayName } : {}) });
       const opened = await rt.relay.openSession(decision.grant, label, decision.protocol);
       if (!opened.ok) {
         this.refuse(claims, reqId, "upstream", opened.error);

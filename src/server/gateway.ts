@@ -32,6 +32,7 @@ import type { RateLimitOptions, TransportLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { createAuditLog, type AuditLog } from "./audit.js";
 import { approvalPageResponse, loadApprovalPage } from "./approval-page.js";
+import { proxyControlUi, upstreamHttpOrigin } from "../relay/control-ui-proxy.js";
 import { rawPeerFacts } from "./peer-facts.js";
 import type { GatewayRuntime } from "./runtime.js";
 import { RecentRevocations, revocationOf, revokes, type Revocation } from "./revocations.js";
@@ -191,6 +192,7 @@ export class Gateway implements GatewayRuntime {
       storeChanged: () => this.storeChanged(),
     };
     const approvalPage = loadApprovalPage();
+    const controlUi = options.relay ? upstreamHttpOrigin(options.relay.url) : undefined;
     this.http = createServer((req, res) => {
       if (req.url === "/healthz") {
         res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
@@ -201,6 +203,7 @@ export class Gateway implements GatewayRuntime {
         res.writeHead(page.status, page.headers).end(page.body);
         return;
       }
+      if (controlUi !== undefined && proxyControlUi(controlUi, req, res)) return;
       res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" }).end("gatewarden: connect with a WebSocket client\n");
     });
     this.http.headersTimeout = 10_000;

@@ -234,6 +234,33 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       await eventually(() => connectionsTo(upstream.port) === idle, "the closed client's upstream session is closed", 5000);
     });
 
+    it("gatewarden serves the upstream's Control UI files with the upstream's security headers, and nothing else of its HTTP surface", async () => {
+      const direct = `http://127.0.0.1:${upstream.port}`;
+      const via = `http://127.0.0.1:${gw.port}`;
+      const [page, pageDirect] = await Promise.all([fetch(`${via}/`), fetch(`${direct}/`)]);
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+      for (const h of ["content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy"]) {
+        assert.equal(page.headers.get(h), pageDirect.headers.get(h), h);
+      }
+      const html = await page.text();
+      assert.equal(html, await pageDirect.text());
+      const asset = /src="\.?(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      assert.ok(asset, "the page loads its script from /assets/");
+      const [a, b] = await Promise.all([fetch(`${via}${asset}`), fetch(`${direct}${asset}`)]);
+      assert.equal(a.status, 200);
+      assert.deepEqual(Buffer.from(await a.arrayBuffer()), Buffer.from(await b.arrayBuffer()));
+      // The upstream answers these (401, or its page for any path); through gatewarden they do not exist.
+      // The app's own routes are its page.
+      const route = await fetch(`${via}/chat`);
+      assert.equal(route.status, 200);
+      assert.equal(await route.text(), html);
+      for (const path of ["/__openclaw/control-ui-config.json", "/avatar/main", "/api/status", "/assets/settings.json", "/secrets.json"]) {
+        assert.equal((await fetch(`${via}${path}`)).status, 426, path);
+      }
+      assert.equal((await fetch(`${via}/`, { method: "POST", body: "x" })).status, 405);
+    });
+
     it("a node-role client is refused in upstream mode with a clear reason, even once paired", async () => {
       const device = createTestDevice();
       const base = { device, role: "node", scopes: [], auth: { token: SHARED }, maxProtocol: 4 };
