@@ -216,22 +216,21 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
     });
 
     it("revoking the session's backend at gatewarden closes the client (4001) and its upstream session; a client closing closes its upstream session too", async () => {
-      // Sessions of earlier tests may still be closing: start from a count that has settled.
-      let idle = connectionsTo(upstream.port);
-      for (let stableSince = Date.now(), deadline = Date.now() + 15_000; Date.now() - stableSince < 1000 && Date.now() < deadline; ) {
-        await new Promise((r) => setTimeout(r, 100));
-        const now = connectionsTo(upstream.port);
-        if (now !== idle) [idle, stableSince] = [now, Date.now()];
-      }
+      // Each session's upstream connection is told apart by its local port: sessions of earlier tests may still be closing.
+      const before = connectionsTo(upstream.port);
       const reader = addBackend(gw, "fd-revoked", ["operator.read"], ledger);
       const { client } = await session(["operator.read"], reader);
+      const mine = [...connectionsTo(upstream.port)].filter((c) => !before.has(c));
+      assert.equal(mine.length, 1, "one upstream session per client session");
       const other = await session(["operator.read"], addBackend(gw, "fd-closing", ["operator.read"], ledger));
-      await eventually(() => connectionsTo(upstream.port) === idle + 2, `one upstream session per client session (idle ${idle}, now ${connectionsTo(upstream.port)})`, 5000);
+      const others = [...connectionsTo(upstream.port)].filter((c) => !before.has(c) && !mine.includes(c));
+      assert.equal(others.length, 1, "one upstream session per client session");
       assert.equal(gw.cli(["--state-dir", stateDir, "backends", "revoke", "fd-revoked"]).code, 0);
       assert.equal((await client.closed).code, 4001);
-      await eventually(() => connectionsTo(upstream.port) === idle + 1, "the revoked session's upstream session is closed", 5000);
+      await eventually(() => !connectionsTo(upstream.port).has(mine[0]!), "the revoked session's upstream session is closed", 5000);
+      assert.ok(connectionsTo(upstream.port).has(others[0]!), "the other session's upstream session is still open");
       other.client.close();
-      await eventually(() => connectionsTo(upstream.port) === idle, "the closed client's upstream session is closed", 5000);
+      await eventually(() => !connectionsTo(upstream.port).has(others[0]!), "the closed client's upstream session is closed", 5000);
     });
 
     it("gatewarden serves the upstream's Control UI files with the upstream's security headers, and nothing else of its HTTP surface", async () => {

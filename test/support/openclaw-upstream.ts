@@ -209,12 +209,13 @@ export function pairGatewardenWith(upstream: OpenclawUpstream, stateDir: string,
 }
 
 /**
- * Open TCP connections to `port` on this machine (the client side of each,
- * from /proc/net/tcp{,6}): in front-door tests, gatewarden's upstream sessions.
+ * Open TCP connections to `port` on this machine, by their local address
+ * (the client side of each, from /proc/net/tcp{,6}): in front-door tests,
+ * gatewarden's upstream sessions.
  */
-export function connectionsTo(port: number): number {
+export function connectionsTo(port: number): Set<string> {
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
-  let n = 0;
+  const found = new Set<string>();
   for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -224,9 +225,9 @@ export function connectionsTo(port: number): number {
     }
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
-      // cols[2] is the remote address:port, cols[3] the state (01: established).
-      if (cols[2]?.endsWith(`:${hexPort}`) && cols[3] === "01") n++;
+      // cols[1] is the local address:port, cols[2] the remote one, cols[3] the state (01: established).
+      if (cols[2]?.endsWith(`:${hexPort}`) && cols[3] === "01" && cols[1]) found.add(cols[1]);
     }
   }
-  return n;
+  return found;
 }
