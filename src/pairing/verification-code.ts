@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 export const VERIFICATION_CODE_DIGITS = 6;
 const MODULUS = 10 ** VERIFICATION_CODE_DIGITS;
 const DOMAIN = "gatewarden pairing verification code v1";
+const CODE_SHAPE = new RegExp(`^[0-9]{${VERIFICATION_CODE_DIGITS}}$`);
 
 export function verificationCode(request: { readonly requestId: string; readonly publicKey: string }): string {
   const digest = createHash("sha256").update(`${DOMAIN}\0${request.requestId}\0${request.publicKey}`, "utf8").digest();
@@ -25,5 +26,5 @@ export function verificationCode(request: { readonly requestId: string; readonly
 
 /** Whether `text` has the shape of a code (six digits), for one-line input errors before any lookup. */
 export function isVerificationCode(text: string): boolean {
-  return new RegExp(`^[0-9]{${VERIFICATION_CODE_DIGITS}}$`).test(text);
+  return CODE_SHAPE.test(text);
 }

@@ -13,6 +13,8 @@ const UI_DIRS = "assets|fonts|themes|app-art|community-art|provider-icons|cloud-
 /** Static files only: code, styles, fonts, images, text. */
 const UI_EXTENSIONS = "js|mjs|css|woff2|woff|ttf|png|svg|jpg|jpeg|webp|gif|ico|txt|map";
 const UI_FILE = new RegExp(`^/(${UI_DIRS})(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/[A-Za-z0-9_-][A-Za-z0-9._-]*\\.(${UI_EXTENSIONS})$`);
+const UI_ROUTE = /^\/[A-Za-z][A-Za-z0-9_-]*(\/[A-Za-z0-9_-]+)*\/?$/;
+const NOT_UI_ROUTE = new RegExp(`^/(avatar|api|approvals|healthz|${UI_DIRS})(/|$)`);
 const UI_TOP_FILES = new Set(["/", "/index.html", "/favicon.svg", "/favicon.ico", "/favicon-32.png", "/apple-touch-icon.png", "/manifest.webmanifest", "/sw.js", "/social-card.png", "/asset-manifest.json"]);
 
 /** The UI's files: its page, static assets, icons, manifest and service worker. */
@@ -26,7 +28,7 @@ export function isControlUiFile(path: string): boolean {
  * endpoints (`/__openclaw…`, `/avatar…`, `/api…`), is not one.
  */
 export function isControlUiRoute(path: string): boolean {
-  return /^\/[A-Za-z][A-Za-z0-9_-]*(\/[A-Za-z0-9_-]+)*\/?$/.test(path) && !new RegExp(`^/(avatar|api|approvals|healthz|${UI_DIRS})(/|$)`).test(path);
+  return UI_ROUTE.test(path) && !NOT_UI_ROUTE.test(path);
 }
 
 /** Request headers passed on: what content negotiation and caching need, nothing that identifies or authenticates. */
@@ -66,8 +68,9 @@ export function upstreamHttpOrigin(wsUrl: string): string {
  */
 export function proxyControlUi(origin: string, req: IncomingMessage, res: ServerResponse): boolean {
   const path = (req.url ?? "").split("?")[0] ?? "";
-  const route = !isControlUiFile(path) && isControlUiRoute(path);
-  if (!isControlUiFile(path) && !route) return false;
+  const file = isControlUiFile(path);
+  const route = !file && isControlUiRoute(path);
+  if (!file && !route) return false;
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("method not allowed\n");
     return true;

@@ -164,13 +164,13 @@ export class UpstreamLink {
    */
   requestRaw(method: string, params?: unknown, timeoutMs = this.timeoutMs): Promise<RawResponse> {
     const id = `gw${++this.seq}`;
-    if (this.closed) return Promise.resolve({ frame: this.unavailable(id, "upstream session closed"), afterId: undefined });
+    if (this.closed) return Promise.resolve(this.unavailable(id, "upstream session closed"));
     // An upstream that stops reading never makes gatewarden hold more than this for it.
-    if (this.ws.bufferedAmount > this.maxBufferedBytes) return Promise.resolve({ frame: this.unavailable(id, "upstream is not taking requests; retry"), afterId: undefined });
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) return Promise.resolve(this.unavailable(id, "upstream is not taking requests; retry"));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        resolve({ frame: this.unavailable(id, `upstream did not answer ${method.slice(0, 128)} within ${timeoutMs} ms`), afterId: undefined });
+        resolve(this.unavailable(id, `upstream did not answer ${method.slice(0, 128)} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, timer });
       this.ws.send(JSON.stringify({ type: "req", id, method, ...(params !== undefined ? { params } : {}) }));
@@ -197,9 +197,11 @@ export class UpstreamLink {
     setTimeout(() => this.ws.terminate(), 2000).unref();
   }
 
-  private unavailable(id: string, message: string): ResponseFrame {
-    return { type: "res", id, ok: false, error: { code: "UNAVAILABLE", message, retryable: true, retryAfterMs: 1000 } };
+  /** A synthetic retryable refusal, for a request the upstream will not answer. */
+  private unavailable(id: string, message: string): RawResponse {
+    return { frame: { type: "res", id, ok: false, error: { code: "UNAVAILABLE", message, retryable: true, retryAfterMs: 1000 } }, afterId: undefined };
   }
+
 
   private onFrame(f: Record<string, unknown> | undefined, text: string): void {
     if (!f) return;
@@ -219,7 +221,7 @@ export class UpstreamLink {
     this.closed = true;
     for (const [id, waiter] of this.pending) {
       clearTimeout(waiter.timer);
-      waiter.resolve({ frame: this.unavailable(id, `upstream session closed (${code})`), afterId: undefined });
+      waiter.resolve(this.unavailable(id, `upstream session closed (${code})`));
     }
     this.pending.clear();
     const listeners = this.closeListeners;

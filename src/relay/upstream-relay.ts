@@ -106,17 +106,17 @@ export class UpstreamRelay {
     readonly info: UpstreamInfo,
   ) {}
 
+  /** The upstream's WebSocket URL. */
+  get url(): string {
+    return this.target.credentials.url;
+  }
+
   /**
    * Reach the upstream once with gatewarden's own identity: learn its release
    * (which method table applies) and what it advertises. Refuses to start in
    * front of an upstream that does not admit gatewarden, or whose release
    * speaks a protocol gatewarden has no table for.
    */
-  /** The upstream's WebSocket URL. */
-  get url(): string {
-    return this.target.credentials.url;
-  }
-
   static async connect(target: UpstreamTarget): Promise<UpstreamRelay> {
     const r = await UpstreamLink.open({
       url: target.credentials.url,
@@ -140,7 +140,11 @@ export class UpstreamRelay {
     const serverVersion = typeof server.version === "string" ? server.version : undefined;
     const table = tableFor(UPSTREAM_TABLES, serverVersion, protocol);
     if (!table) throw new Error(`the upstream speaks protocol ${protocol} (OpenClaw ${serverVersion ?? "unknown"}), for which gatewarden has no method table`);
-    return new UpstreamRelay(target, { table, protocol, serverVersion, methods: stringList(features.methods),
+    return new UpstreamRelay(target, {
+      table,
+      protocol,
+      serverVersion,
+      methods: stringList(features.methods),
       events: stringList(features.events),
       capabilities: stringList(features.capabilities).filter((c) => !c.startsWith("node-")),
     });
