@@ -122,6 +122,14 @@ function makeReader(state: () => State, check: () => void): StoreReader {
       check();
       return state().settings.get(key);
     },
+    async listBootstrapTokens() {
+      check();
+      return structuredClone([...state().bootstrap.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+    },
+    async listSettings() {
+      check();
+      return [...state().settings].map(([key, value]) => ({ key, value })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    },
     async changesSince(afterId, limit) {
       check();
       if (limit <= 0) return [];

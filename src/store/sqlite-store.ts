@@ -2,20 +2,30 @@ import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, re
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { systemClock } from "../clock.js";
-import type { PairingReason } from "../protocol/error-codes.js";
-import type { Role, Scope } from "../protocol/enums.js";
 import { StoreConflictError, StoreUnavailableError } from "./errors.js";
 import { assertTokenRolesMatch } from "./invariants.js";
 import { AsyncMutex } from "./mutex.js";
-import type {
-  BackendRecord,
-  BootstrapRecord,
-  DeviceMetadata,
-  DeviceTokenRecord,
-  PairedDeviceRecord,
-  PendingRequestRecord,
-} from "./records.js";
-import type { ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
+import {
+  decodeBackend,
+  decodeBootstrap,
+  decodeChange,
+  decodeDevice,
+  decodePending,
+  encodeBackend,
+  encodeBootstrap,
+  encodeChangePayload,
+  encodeDevice,
+  encodePending,
+  encodeToken,
+  type BackendRow,
+  type BootstrapRow,
+  type ChangeRow,
+  type DeviceParams,
+  type DeviceRow,
+  type PendingRow,
+  type TokenParams,
+} from "./row-codec.js";
+import type { Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 import { diskReserve } from "./disk-reserve.js";
 
 export interface SqliteStoreOptions {
@@ -213,270 +223,6 @@ function migrate(db: Database.Database, path: string): void {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Rows and their mapping to records. Optional record fields are NULL columns;
-// a NULL becomes an absent key, never `undefined` or `null`.
-
-interface MetadataColumns {
-  display_name: string | null;
-  platform: string | null;
-  device_family: string | null;
-  client_id: string | null;
-  client_mode: string | null;
-  remote_ip: string | null;
-}
-
-interface DeviceRow extends MetadataColumns {
-  device_id: string;
-  public_key: string;
-  roles: string;
-  approved_scopes: string;
-  created_at_ms: number;
-  approved_at_ms: number;
-  /** JSON array of TokenJson, aggregated in the same statement (one snapshot). */
-  tokens: string;
-}
-
-interface TokenJson {
-  role: Role;
-  token_hash: string;
-  scopes: Scope[];
-  created_at_ms: number;
-  rotated_at_ms: number | null;
-  revoked_at_ms: number | null;
-  last_used_at_ms: number | null;
-}
-
-interface TokenParams {
-  device_id: string;
-  role: string;
-  token_hash: string;
-  scopes: string;
-  created_at_ms: number;
-  rotated_at_ms: number | null;
-  revoked_at_ms: number | null;
-  last_used_at_ms: number | null;
-}
-
-type DeviceParams = Omit<DeviceRow, "tokens">;
-
-interface PendingRow extends MetadataColumns {
-  request_id: string;
-  device_id: string;
-  public_key: string;
-  role: string;
-  roles: string;
-  scopes: string;
-  reason: string;
-  is_repair: number;
-  requester_ip: string;
-  ts: number;
-  expires_at_ms: number;
-}
-
-interface BackendRow {
-  id: string;
-  name: string;
-  secret_hash: string;
-  scopes: string;
-  created_at_ms: number;
-  revoked_at_ms: number | null;
-  last_used_at_ms: number | null;
-}
-
-interface BootstrapRow {
-  id: string;
-  token_hash: string;
-  roles: string;
-  scopes: string;
-  created_at_ms: number;
-  expires_at_ms: number;
-  consumed_at_ms: number | null;
-  consumed_by_device_id: string | null;
-}
-
-interface ChangeRow {
-  id: number;
-  ts: number;
-  kind: string;
-  payload: string;
-}
-
-/** `{ key: value }`, or `{}` when the column was NULL. */
-function opt<K extends string, V>(key: K, value: V | null): { [P in K]?: V } {
-  return (value === null ? {} : { [key]: value }) as { [P in K]?: V };
-}
-
-function encodeMetadata(m: DeviceMetadata): MetadataColumns {
-  return {
-    display_name: m.displayName ?? null,
-    platform: m.platform ?? null,
-    device_family: m.deviceFamily ?? null,
-    client_id: m.clientId ?? null,
-    client_mode: m.clientMode ?? null,
-    remote_ip: m.remoteIp ?? null,
-  };
-}
-
-function decodeMetadata(row: MetadataColumns): DeviceMetadata {
-  return {
-    ...opt("displayName", row.display_name),
-    ...opt("platform", row.platform),
-    ...opt("deviceFamily", row.device_family),
-    ...opt("clientId", row.client_id),
-    ...opt("clientMode", row.client_mode),
-    ...opt("remoteIp", row.remote_ip),
-  };
-}
-
-// These arrays were written by this module from typed records.
-const parseRoles = (json: string): Role[] => JSON.parse(json) as Role[];
-const parseScopes = (json: string): Scope[] => JSON.parse(json) as Scope[];
-
-function decodeDevice(row: DeviceRow): PairedDeviceRecord {
-  const tokens: Partial<Record<Role, DeviceTokenRecord>> = {};
-  for (const t of JSON.parse(row.tokens) as TokenJson[]) {
-    tokens[t.role] = {
-      role: t.role,
-      tokenHash: t.token_hash,
-      scopes: t.scopes,
-      createdAtMs: t.created_at_ms,
-      ...opt("rotatedAtMs", t.rotated_at_ms),
-      ...opt("revokedAtMs", t.revoked_at_ms),
-      ...opt("lastUsedAtMs", t.last_used_at_ms),
-    };
-  }
-  return {
-    deviceId: row.device_id,
-    publicKey: row.public_key,
-    ...decodeMetadata(row),
-    roles: parseRoles(row.roles),
-    approvedScopes: parseScopes(row.approved_scopes),
-    tokens,
-    createdAtMs: row.created_at_ms,
-    approvedAtMs: row.approved_at_ms,
-  };
-}
-
-function encodeDevice(r: PairedDeviceRecord): DeviceParams {
-  return {
-    device_id: r.deviceId,
-    public_key: r.publicKey,
-    ...encodeMetadata(r),
-    roles: JSON.stringify(r.roles),
-    approved_scopes: JSON.stringify(r.approvedScopes),
-    created_at_ms: r.createdAtMs,
-    approved_at_ms: r.approvedAtMs,
-  };
-}
-
-function encodeToken(deviceId: string, t: DeviceTokenRecord): TokenParams {
-  return {
-    device_id: deviceId,
-    role: t.role,
-    token_hash: t.tokenHash,
-    scopes: JSON.stringify(t.scopes),
-    created_at_ms: t.createdAtMs,
-    rotated_at_ms: t.rotatedAtMs ?? null,
-    revoked_at_ms: t.revokedAtMs ?? null,
-    last_used_at_ms: t.lastUsedAtMs ?? null,
-  };
-}
-
-function decodePending(row: PendingRow): PendingRequestRecord {
-  return {
-    requestId: row.request_id,
-    deviceId: row.device_id,
-    publicKey: row.public_key,
-    ...decodeMetadata(row),
-    role: row.role as Role,
-    roles: parseRoles(row.roles),
-    scopes: parseScopes(row.scopes),
-    reason: row.reason as PairingReason,
-    isRepair: row.is_repair === 1,
-    requesterIp: row.requester_ip,
-    ts: row.ts,
-    expiresAtMs: row.expires_at_ms,
-  };
-}
-
-function encodePending(r: PendingRequestRecord): PendingRow {
-  return {
-    request_id: r.requestId,
-    device_id: r.deviceId,
-    public_key: r.publicKey,
-    ...encodeMetadata(r),
-    role: r.role,
-    roles: JSON.stringify(r.roles),
-    scopes: JSON.stringify(r.scopes),
-    reason: r.reason,
-    is_repair: r.isRepair ? 1 : 0,
-    requester_ip: r.requesterIp,
-    ts: r.ts,
-    expires_at_ms: r.expiresAtMs,
-  };
-}
-
-function decodeBackend(row: BackendRow): BackendRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    secretHash: row.secret_hash,
-    scopes: parseScopes(row.scopes),
-    createdAtMs: row.created_at_ms,
-    ...opt("revokedAtMs", row.revoked_at_ms),
-    ...opt("lastUsedAtMs", row.last_used_at_ms),
-  };
-}
-
-function encodeBackend(r: BackendRecord): BackendRow {
-  return {
-    id: r.id,
-    name: r.name,
-    secret_hash: r.secretHash,
-    scopes: JSON.stringify(r.scopes),
-    created_at_ms: r.createdAtMs,
-    revoked_at_ms: r.revokedAtMs ?? null,
-    last_used_at_ms: r.lastUsedAtMs ?? null,
-  };
-}
-
-function decodeBootstrap(row: BootstrapRow): BootstrapRecord {
-  return {
-    id: row.id,
-    tokenHash: row.token_hash,
-    roles: parseRoles(row.roles),
-    scopes: parseScopes(row.scopes),
-    createdAtMs: row.created_at_ms,
-    expiresAtMs: row.expires_at_ms,
-    ...opt("consumedAtMs", row.consumed_at_ms),
-    ...opt("consumedByDeviceId", row.consumed_by_device_id),
-  };
-}
-
-function encodeBootstrap(r: BootstrapRecord): BootstrapRow {
-  return {
-    id: r.id,
-    token_hash: r.tokenHash,
-    roles: JSON.stringify(r.roles),
-    scopes: JSON.stringify(r.scopes),
-    created_at_ms: r.createdAtMs,
-    expires_at_ms: r.expiresAtMs,
-    consumed_at_ms: r.consumedAtMs ?? null,
-    consumed_by_device_id: r.consumedByDeviceId ?? null,
-  };
-}
-
-function decodeChange(row: ChangeRow): ChangeRecord {
-  // `kind` is a column of its own; the payload holds the remaining fields.
-  return { ...(JSON.parse(row.payload) as object), kind: row.kind, id: row.id, ts: row.ts } as ChangeRecord;
-}
-
-function encodeChangePayload(change: ChangeInput): string {
-  const { kind: _kind, ...payload } = change;
-  return JSON.stringify(payload);
-}
-
 function isUniqueViolation(err: unknown): err is InstanceType<typeof Database.SqliteError> {
   return err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_UNIQUE";
 }
@@ -515,6 +261,8 @@ function prepareReads(db: Database.Database) {
     backends: db.prepare<[], BackendRow>("SELECT * FROM backends ORDER BY name"),
     bootstrapByHash: db.prepare<[string], BootstrapRow>("SELECT * FROM bootstrap_tokens WHERE token_hash = ?"),
     setting: db.prepare<[string], { value: string }>("SELECT value FROM settings WHERE key = ?"),
+    settings: db.prepare<[], { key: string; value: string }>("SELECT key, value FROM settings ORDER BY key"),
+    bootstrapAll: db.prepare<[], BootstrapRow>("SELECT * FROM bootstrap_tokens ORDER BY id"),
     changesSince: db.prepare<[number, number], ChangeRow>("SELECT * FROM changes WHERE id > ? ORDER BY id LIMIT ?"),
     latestChange: db.prepare<[], { id: number }>("SELECT COALESCE(MAX(id), 0) AS id FROM changes"),
   };
@@ -640,6 +388,14 @@ function makeReader(s: ReadStatements, check: () => void): StoreReader {
     async getSetting(key) {
       check();
       return s.setting.get(key)?.value;
+    },
+    async listBootstrapTokens() {
+      check();
+      return s.bootstrapAll.all().map(decodeBootstrap);
+    },
+    async listSettings() {
+      check();
+      return s.settings.all();
     },
     async changesSince(afterId, limit) {
       check();

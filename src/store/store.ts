@@ -35,6 +35,10 @@ export interface StoreReader {
   listBackends(): Promise<BackendRecord[]>;
   getBootstrapByTokenHash(tokenHash: string): Promise<BootstrapRecord | undefined>;
   getSetting(key: string): Promise<string | undefined>;
+  /** Every bootstrap token record, by id (for copying a store whole). */
+  listBootstrapTokens(): Promise<BootstrapRecord[]>;
+  /** Every setting, by key (for copying a store whole). */
+  listSettings(): Promise<Array<{ readonly key: string; readonly value: string }>>;
   /** Changes with id > afterId, oldest first, at most `limit`. */
   changesSince(afterId: number, limit: number): Promise<ChangeRecord[]>;
   /** 0 when there are none. */
@@ -71,8 +75,48 @@ export interface TransactOptions {
   readonly revocation?: boolean;
 }
 
+/**
+ * What a store shared by several gateway processes over a network pushes to
+ * each of them (PostgreSQL: LISTEN/NOTIFY on a connection of its own).
+ */
+export type StoreNotice =
+  /** Another transaction committed, in any process: cached reads are stale. */
+  | { readonly kind: "commit" }
+  /** An instance locked a key out after failures counted over every instance. */
+  | { readonly kind: "lockout"; readonly key: string; readonly untilMs: number }
+  /**
+   * The store can no longer tell this process of commits (its connection was
+   * lost). Until "resumed", nothing read earlier may be taken as current.
+   */
+  | { readonly kind: "interrupted"; readonly reason: string }
+  /** Notices flow again; anything may have been committed meanwhile. */
+  | { readonly kind: "resumed" };
+
+export interface StoreNotices {
+  subscribe(listener: (notice: StoreNotice) => void): () => void;
+  /** Whether notices are being received now. */
+  live(): boolean;
+}
+
+/** Failed-authentication counts kept in the store, so that several instances share one budget per key. */
+export interface SharedLockouts {
+  /**
+   * Count a failure of `key` at `nowMs`. When the failures of the last
+   * `windowMs`, over every instance, reach `maxFailures`, the key is locked
+   * out until `nowMs + lockoutMs`, every instance is told (a "lockout"
+   * notice), and that end is returned.
+   */
+  recordFailure(key: string, nowMs: number, rule: { readonly windowMs: number; readonly maxFailures: number; readonly lockoutMs: number }): Promise<number | undefined>;
+  /** Lockouts still running at `nowMs`. */
+  activeLockouts(nowMs: number): Promise<Array<{ readonly key: string; readonly untilMs: number }>>;
+}
+
 export interface Store extends StoreReader {
   readonly kind: StoreKind;
+  /** Present when several processes share the store over a network and it pushes its commits to them. */
+  readonly notices?: StoreNotices;
+  /** Present when failed authentications are counted in the store (shared by every instance). */
+  readonly lockouts?: SharedLockouts;
   /**
    * Run `fn` atomically and serialized with every other transaction on this
    * store (in this process and, for database stores, across processes).
