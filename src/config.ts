@@ -81,6 +81,7 @@ const FileSchema = ClosedObject({
   ),
   changePollMs: optPositiveInt(),
   upstream: Type.Optional(ClosedObject({ url: nonEmpty })),
+  store: Type.Optional(ClosedObject({ url: Type.Optional(nonEmpty), outageGraceMs: optPositiveInt({ maximum: 600_000 }) })),
   log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(["fatal", "error", "warn", "info", "debug", "trace", "silent"])) })),
 });
 const FileValidator = compileSchema(FileSchema);
@@ -110,7 +111,13 @@ export interface ResolvedConfig {
   /** Upstream mode: the OpenClaw gateway gatewarden stands in front of (`serve --upstream`). */
   readonly upstream: string | undefined;
   readonly logLevel: string;
+  /** Where pairings, tokens and backends live: SQLite in the state dir (the default), or a PostgreSQL database shared by several instances. */
+  readonly store: StoreLocation;
+  /** PostgreSQL: how long an unreachable database is ridden out before every session is closed. */
+  readonly storeOutageGraceMs: number;
 }
+
+export type StoreLocation = { readonly kind: "sqlite"; readonly path: string } | { readonly kind: "postgres"; readonly url: string };
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -127,6 +134,33 @@ export interface ConfigOverrides {
   readonly silentLocalPairing?: boolean | undefined;
   readonly upstream?: string | undefined;
   readonly logLevel?: string | undefined;
+  /** `--store`: never with a password in it (the command line is visible to every local user). */
+  readonly store?: string | undefined;
+}
+
+/**
+ * The store to use: a postgres:// URL from the flag, GATEWARDEN_STORE or the
+ * config file's store.url; otherwise SQLite in the state dir. A password may
+ * come from the environment (GATEWARDEN_STORE, PGPASSWORD) or the private
+ * config file, never from the flag.
+ */
+export function resolveStoreLocation(flag: string | undefined, env: NodeJS.ProcessEnv, fileUrl: string | undefined, stateDir: string): StoreLocation {
+  const fromFlag = flag !== undefined && flag.trim() !== "" ? flag.trim() : undefined;
+  const text = fromFlag ?? (env.GATEWARDEN_STORE?.trim() || undefined) ?? fileUrl;
+  if (text === undefined || text === "sqlite") return { kind: "sqlite", path: databasePath(stateDir) };
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new ConfigError("the store must be a postgres:// URL (or omitted, for SQLite in the state dir)");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw new ConfigError(`the store must be a postgres:// URL (or omitted, for SQLite in the state dir), not ${u.protocol}//…`);
+  }
+  if (fromFlag !== undefined && u.password !== "") {
+    throw new ConfigError("--store must not carry a password (any local user can read a command line): set PGPASSWORD, or put the URL in GATEWARDEN_STORE or the config file's store.url");
+  }
+  return { kind: "postgres", url: text };
 }
 
 function upstreamUrl(text: string | undefined): string | undefined {
@@ -175,15 +209,27 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
-export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): ResolvedConfig {
-  const stateDir = resolve(flags.stateDir ?? defaultStateDir(env));
-  const explicit = flags.config ?? env.GATEWARDEN_CONFIG;
+/** The config file that applies (flag, GATEWARDEN_CONFIG, or the state dir's gatewarden.json), checked private and read. */
+function loadConfigFile(stateDir: string, explicit: string | undefined): { readonly configPath: string | undefined; readonly file: ConfigFile } {
   const implicit = join(stateDir, "gatewarden.json");
   guard(stateDir, "state dir");
   const configPath = explicit ? resolve(explicit) : existsSync(implicit) ? implicit : undefined;
   if (explicit && !existsSync(resolve(explicit))) throw new ConfigError(`config file not found: ${explicit}`);
   if (configPath) guard(configPath, "config file");
-  const file: ConfigFile = configPath ? readFile(configPath) : {};
+  return { configPath, file: configPath ? readFile(configPath) : {} };
+}
+
+/** The store the admin commands act on: the same one `serve` would use with the same state dir, environment and config. */
+export function adminStoreLocation(stateDirFlag: string | undefined, storeFlag: string | undefined, env: NodeJS.ProcessEnv): StoreLocation {
+  const stateDir = resolve(stateDirFlag ?? defaultStateDir(env));
+  if (!existsSync(stateDir)) return resolveStoreLocation(storeFlag, env, undefined, stateDir);
+  const { file } = loadConfigFile(stateDir, env.GATEWARDEN_CONFIG);
+  return resolveStoreLocation(storeFlag, env, file.store?.url, stateDir);
+}
+
+export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): ResolvedConfig {
+  const stateDir = resolve(flags.stateDir ?? defaultStateDir(env));
+  const { configPath, file } = loadConfigFile(stateDir, flags.config ?? env.GATEWARDEN_CONFIG);
 
   const host = flags.host ?? env.GATEWARDEN_HOST ?? file.host ?? "127.0.0.1";
   const port = flags.port ?? envInt(env, "GATEWARDEN_PORT") ?? file.port ?? 18789;
@@ -267,6 +313,8 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
     changePollMs: file.changePollMs ?? 250,
     upstream: upstreamUrl(flags.upstream ?? env.GATEWARDEN_UPSTREAM ?? file.upstream?.url),
     logLevel: flags.logLevel ?? env.GATEWARDEN_LOG_LEVEL ?? file.log?.level ?? "info",
+    store: resolveStoreLocation(flags.store, env, file.store?.url, stateDir),
+    storeOutageGraceMs: file.store?.outageGraceMs ?? 5000,
   };
 }
 

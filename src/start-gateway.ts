@@ -4,7 +4,7 @@ import { parseCidrs } from "./admission/locality.js";
 import type { AdmissionPolicy, AuthPolicy } from "./admission/policy.js";
 import { secretDigest } from "./admission/secret-digest.js";
 import { systemClock, systemRandom, type Clock, type Random } from "./clock.js";
-import { ConfigError, databasePath, identityPath, type ResolvedConfig } from "./config.js";
+import { ConfigError, identityPath, type ResolvedConfig, type StoreLocation } from "./config.js";
 import { assertPrivatePath, UnsafePathError } from "./private-path.js";
 import { loadUpstreamIdentity } from "./relay/upstream-identity.js";
 import { UpstreamRelay } from "./relay/upstream-relay.js";
@@ -15,11 +15,24 @@ import { Gateway } from "./server/gateway.js";
 import { loadOrCreateIdentity } from "./server/gateway-identity.js";
 import type { Logger } from "./server/logger.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
+import { openPostgresStore } from "./store/postgres-store.js";
 import type { Store } from "./store/store.js";
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
+}
+
+/** The configured store; a PostgreSQL one listens for other instances' commits. */
+async function openStore(location: StoreLocation, logger: Logger): Promise<Store> {
+  if (location.kind === "sqlite") {
+    return openSqliteStore({ path: location.path, warn: (message) => logger.warn({ event: "store-reserve" }, message) });
+  }
+  try {
+    return await openPostgresStore({ url: location.url, listen: true, warn: (message) => logger.warn({ event: "store-connection" }, message) });
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
+  }
 }
 
 export interface RunningGateway {
@@ -40,7 +53,8 @@ export async function startGateway(
   const random = deps.random ?? systemRandom;
   if (!deps.store) {
     // resolveConfig checked the state dir; its files are checked before they are trusted too.
-    for (const [path, what] of [[databasePath(config.stateDir), "database"], [identityPath(config.stateDir), "identity file"]] as const) {
+    const files = config.store.kind === "sqlite" ? ([[config.store.path, "database"], [identityPath(config.stateDir), "identity file"]] as const) : ([[identityPath(config.stateDir), "identity file"]] as const);
+    for (const [path, what] of files) {
       try {
         assertPrivatePath(path, what);
       } catch (e) {
@@ -48,8 +62,7 @@ export async function startGateway(
       }
     }
   }
-  const store =
-    deps.store ?? openSqliteStore({ path: databasePath(config.stateDir), warn: (message) => deps.logger.warn({ event: "store-reserve" }, message) });
+  const store = deps.store ?? (await openStore(config.store, deps.logger));
   try {
     const damage = await store.damage();
     if (damage) {
@@ -113,6 +126,7 @@ export async function startGateway(
       identity: loadOrCreateIdentity(identityPath(config.stateDir), clock.now()),
       version: packageVersion(),
       changePollMs: config.changePollMs,
+      storeOutageGraceMs: config.storeOutageGraceMs,
       stateDir: config.stateDir,
       ...(deps.methods ? { methods: deps.methods } : {}),
       ...(relay ? { relay } : {}),

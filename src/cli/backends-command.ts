@@ -16,7 +16,7 @@ export function backendsCommand(opts: StateDirOption): Command {
     .option("--scopes <scopes...>", "operator scopes the backend may hold (comma or space separated); default none")
     .option("--json", "print JSON")
     .action((name: string, o: { scopes?: string[]; json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const r = await addBackend(store, { name, scopes: parseScopes(o.scopes) ?? [] }, { nowMs: systemClock.now(), random: systemRandom });
         if (!r.ok) throw new CliError(r.error.message);
         const { backend, secret } = r.value;
@@ -33,7 +33,7 @@ export function backendsCommand(opts: StateDirOption): Command {
     .description("list registered backends")
     .option("--json", "print JSON")
     .action((o: { json?: boolean }) =>
-      withAdminReader(opts.stateDir(), async (store) => {
+      withAdminReader(opts, async (store) => {
         const backends = await store.listBackends();
         if (o.json) return printJson(backends.map(({ secretHash: _h, ...b }) => b));
         const now = systemClock.now();
@@ -52,7 +52,7 @@ export function backendsCommand(opts: StateDirOption): Command {
     .argument("<name>", "backend name")
     .option("--json", "print JSON")
     .action((name: string, o: { json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const r = await revokeBackend(store, name, systemClock.now());
         if (!r.ok) throw new CliError(r.error.message);
         if (o.json) return printJson({ name: r.value.backend.name, revokedAtMs: r.value.backend.revokedAtMs });

@@ -40,7 +40,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .description("show pending pairing requests and paired devices")
     .option("--json", "print JSON")
     .action((o: { json?: boolean }) =>
-      withAdminReader(opts.stateDir(), async (store) => {
+      withAdminReader(opts, async (store) => {
         const now = systemClock.now();
         const pending = (await store.listPendingRequests()).filter((p) => p.expiresAtMs > now);
         const paired = await store.listPairedDevices();
@@ -96,7 +96,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .option("--scopes <list...>", "approve only these of the requested scopes (comma-separated)")
     .option("--json", "print JSON")
     .action((requestId: string, o: { json?: boolean; code?: string; scopes?: string[] }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         if (o.code !== undefined && !isVerificationCode(o.code)) throw new CliError(`--code takes the ${VERIFICATION_CODE_DIGITS} digits the device shows`);
         const pendingRequests = await store.listPendingRequests();
         const id = resolveId("request", requestId, pendingRequests.map((p) => p.requestId));
@@ -121,7 +121,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .argument("<requestId>", "request id (or a unique prefix of 6+ characters)")
     .option("--json", "print JSON")
     .action((requestId: string, o: { json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const id = resolveId("request", requestId, (await store.listPendingRequests()).map((p) => p.requestId));
         const r = unwrap(await rejectPairing(store, id, OWNER, systemClock.now()));
         if (o.json) return printJson(r);
@@ -135,7 +135,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .argument("<deviceId>", "device id (or a unique prefix of 6+ characters)")
     .option("--json", "print JSON")
     .action((deviceId: string, o: { json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const id = resolveId("device", deviceId, (await store.listPairedDevices()).map((d) => d.deviceId));
         const r = unwrap(await removeDevice(store, id, OWNER, systemClock.now()));
         if (o.json) return printJson(r);
@@ -151,7 +151,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .option("--scope <scope...>", "narrow the token to these scopes (within the device's approval)")
     .option("--json", "print JSON")
     .action((o: { device: string; role: string; scope?: string[]; json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const id = resolveId("device", o.device, (await store.listPairedDevices()).map((d) => d.deviceId));
         const scopes = parseScopes(o.scope);
         const r = unwrap(
@@ -172,7 +172,7 @@ export function devicesCommand(opts: StateDirOption): Command {
     .requiredOption("--role <role>", "operator or node")
     .option("--json", "print JSON")
     .action((o: { device: string; role: string; json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const id = resolveId("device", o.device, (await store.listPairedDevices()).map((d) => d.deviceId));
         const r = unwrap(await revokeDeviceToken(store, { deviceId: id, role: parseRole(o.role) }, OWNER, systemClock.now()));
         if (o.json) return printJson(r);

@@ -22,9 +22,13 @@ export function buildProgram(): Command {
     .description("A WebSocket gateway for OpenClaw-style agent hosts: only server-verified evidence grants access.")
     .version(packageVersion())
     .option("--state-dir <dir>", "state directory (env GATEWARDEN_STATE_DIR; default ~/.gatewarden)")
+    .option("--store <url>", "a postgres:// database shared by several instances instead of SQLite in the state dir (env GATEWARDEN_STORE, config store.url; no password here: use PGPASSWORD)")
     .showHelpAfterError();
 
-  const stateDir = { stateDir: () => (program.opts() as { stateDir?: string }).stateDir ?? defaultStateDir(process.env) };
+  const stateDir = {
+    stateDir: () => (program.opts() as { stateDir?: string }).stateDir ?? defaultStateDir(process.env),
+    storeFlag: () => (program.opts() as { store?: string }).store,
+  };
 
   program
     .command("serve")
@@ -56,6 +60,7 @@ export function buildProgram(): Command {
       }) =>
         serveCommand({
           stateDir: stateDir.stateDir(),
+          store: stateDir.storeFlag(),
           host: o.host,
           port: o.port,
           config: o.config,

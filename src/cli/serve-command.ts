@@ -1,4 +1,5 @@
-import { resolveConfig, databasePath, type ConfigOverrides } from "../config.js";
+import { resolveConfig, type ConfigOverrides } from "../config.js";
+import { redactPostgresUrl } from "../store/postgres-store.js";
 import { batchedDestination, createLogger } from "../server/logger.js";
 import { startGateway } from "../start-gateway.js";
 
@@ -12,7 +13,7 @@ export async function serveCommand(flags: ConfigOverrides): Promise<void> {
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const lines = [
     `gatewarden ${running.gateway.services.version} listening on ws://${host}:${address.port}`,
-    `  auth: ${config.auth.mode}   store: sqlite ${databasePath(config.stateDir)}`,
+    `  auth: ${config.auth.mode}   store: ${config.store.kind === "sqlite" ? `sqlite ${config.store.path}` : `postgres ${redactPostgresUrl(config.store.url)}`}`,
     `  silent local pairing: ${config.silentLocalPairing.enabled ? `on (ceiling: ${config.silentLocalPairing.scopeCeiling.join(", ") || "none"})` : "off"}`,
   ];
   const relay = running.gateway.relay;

@@ -1,4 +1,6 @@
-/** The global `--state-dir`, read lazily so subcommands see the parsed value. */
+/** The global `--state-dir` and `--store`, read lazily so subcommands see the parsed values. */
 export interface StateDirOption {
   stateDir(): string;
+  /** `--store`, when given (a postgres:// URL without a password). */
+  storeFlag(): string | undefined;
 }

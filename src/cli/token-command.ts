@@ -23,7 +23,7 @@ export function tokenCommand(opts: StateDirOption): Command {
     .description("replace the shared operator token (shown once); sessions admitted with the old one are closed")
     .option("--json", "print JSON")
     .action((o: { json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const token = await rotateSharedToken(store, { nowMs: systemClock.now(), random: systemRandom });
         if (o.json) return printJson({ token });
         process.stdout.write(
@@ -42,7 +42,7 @@ export function tokenCommand(opts: StateDirOption): Command {
     .option("--url <url>", "gateway URL to put in the setup code", "ws://127.0.0.1:18789")
     .option("--json", "print JSON")
     .action((o: { roles: string; scopes?: string[]; ttl: string; url: string; json?: boolean }) =>
-      withAdminStore(opts.stateDir(), async (store) => {
+      withAdminStore(opts, async (store) => {
         const r = await createBootstrapToken(
           store,
           { roles: o.roles.split(",").map((s) => s.trim()), scopes: parseScopes(o.scopes) ?? ["operator.read"], ttlMs: parseDuration(o.ttl) },

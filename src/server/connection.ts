@@ -286,9 +286,9 @@ export class Connection implements RouterContext {
    */
   private handshake(reqId: string, params: ConnectParams): Promise<void> | undefined {
     const claims = claimsFromConnect(params);
-    const lost = this.rt.storeLost();
-    if (lost !== undefined) {
-      this.refuse(claims, reqId, "store", storeFailureError(new StoreUnavailableError(lost, 60_000), true));
+    const unavailable = this.rt.storeUnavailable();
+    if (unavailable !== undefined) {
+      this.refuse(claims, reqId, "store", storeFailureError(new StoreUnavailableError(unavailable.reason, unavailable.retryAfterMs), true));
       return undefined;
     }
     const presented: PresentedSecrets = params.auth ?? {};
@@ -328,7 +328,7 @@ export class Connection implements RouterContext {
     const decision = decideAdmission({ claims, presented, facts, policy: this.rt.policy() });
 
     if (decision.kind === "reject") {
-      if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.limiter.recordFailure(this.socket.limiterKey);
+      if (decision.authFailure && !this.rt.limiterExempt(this.peer)) this.rt.recordAuthFailure(this.socket.limiterKey);
       this.audit(claims, decision);
       this.rejectAndClose(reqId, decision.error);
       return "done";

@@ -48,6 +48,21 @@ export class FailedAuthLimiter {
   }
 
   /**
+   * Lock `key` until `untilMs` (never earlier than it already is): a lockout
+   * decided elsewhere, from failures counted over every gateway instance.
+   */
+  lockUntil(key: string, untilMs: number): void {
+    const now = this.clock.now();
+    if (untilMs <= now) return;
+    const entry = this.entries.get(key) ?? { failures: [], lockedUntil: 0 };
+    this.entries.delete(key);
+    entry.lockedUntil = Math.max(entry.lockedUntil, untilMs);
+    entry.failures = [];
+    this.entries.set(key, entry);
+    if (this.entries.size > this.options.maxKeys) this.evictOne(now);
+  }
+
+  /**
    * Forget the least recently touched key that is not locked. If every one is,
    * forget the one whose lockout ends soonest and lock every untracked key until
    * then: no lockout ends early, and memory stays bounded.

@@ -20,7 +20,7 @@ import type { IssuedToken } from "../pairing/effects.js";
 import type { PairingLimits } from "../pairing/limits.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import { cacheDeviceReads, type DeviceReadCachingStore } from "../store/device-read-cache.js";
-import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store } from "../store/store.js";
+import { SETTING_SHARED_TOKEN_HASH, type ChangeRecord, type Store, type StoreNotice } from "../store/store.js";
 import { Connection } from "./connection.js";
 import { ignoreError } from "./frame-io.js";
 import { GATEWAY_EVENTS, maySeePresence } from "./event-delivery.js";
@@ -64,7 +64,15 @@ export interface GatewayOptions {
   readonly stateDir?: string;
   /** Upstream mode: the OpenClaw gateway gatewarden stands in front of. */
   readonly relay?: UpstreamRelay;
+  /**
+   * A shared store (PostgreSQL) that cannot tell this instance of commits for
+   * this long gets its sessions closed: a revocation made meanwhile on
+   * another instance could not reach them. Default 5000.
+   */
+  readonly storeOutageGraceMs?: number;
 }
+
+const DEFAULT_STORE_OUTAGE_GRACE_MS = 5000;
 
 const HOUSEKEEPING_MS = 30_000;
 /** gatewarden's own system methods that stay its own in upstream mode. */
@@ -225,9 +233,70 @@ export class Gateway implements GatewayRuntime {
   }
 
   private lostStore: string | undefined;
+  /** Why a shared store cannot tell this instance of commits now, and since when. */
+  private storeOutage: { readonly reason: string; readonly sinceMs: number; readonly timer: NodeJS.Timeout } | undefined;
+  private unsubscribeNotices: (() => void) | undefined;
 
-  storeLost(): string | undefined {
-    return this.lostStore;
+  storeUnavailable(): { readonly reason: string; readonly retryAfterMs: number } | undefined {
+    if (this.lostStore !== undefined) return { reason: this.lostStore, retryAfterMs: 60_000 };
+    if (this.storeOutage !== undefined) return { reason: this.storeOutage.reason, retryAfterMs: 2000 };
+    return undefined;
+  }
+
+  /** Shared across instances when the store counts failures; the loopback budget stays this machine's own. */
+  recordAuthFailure(limiterKey: string): void {
+    this.limiter.recordFailure(limiterKey);
+    const shared = this.options.store.lockouts;
+    if (shared === undefined || limiterKey === "loopback") return;
+    const { windowMs, maxFailures, lockoutMs } = this.options.rateLimit;
+    shared.recordFailure(limiterKey, this.clock.now(), { windowMs, maxFailures, lockoutMs }).then(
+      (untilMs) => {
+        if (untilMs !== undefined) this.limiter.lockUntil(limiterKey, untilMs);
+      },
+      (e: unknown) => this.logger.warn({ event: "shared-lockout-failed", err: e instanceof Error ? e.message : String(e) }, "could not count a failed authentication in the shared store"),
+    );
+  }
+
+  /**
+   * A shared store pushes its commits: cached reads go and the change feed is
+   * read at once (a revocation on another instance closes sessions here
+   * within milliseconds, not at the next poll). While it cannot, nothing new
+   * is admitted, and after the grace the sessions are closed too.
+   */
+  private onStoreNotice(notice: StoreNotice): void {
+    switch (notice.kind) {
+      case "commit":
+        this.store.invalidate();
+        this.storeChanged();
+        return;
+      case "lockout":
+        this.limiter.lockUntil(notice.key, notice.untilMs);
+        return;
+      case "interrupted": {
+        this.store.invalidate();
+        if (this.storeOutage !== undefined) return;
+        const graceMs = this.options.storeOutageGraceMs ?? DEFAULT_STORE_OUTAGE_GRACE_MS;
+        const timer = setTimeout(() => {
+          const n = this.sessions.closeWhere(() => true, CloseCode.tryAgainLater, "gateway state unavailable");
+          this.logger.error({ event: "store-outage-sessions-closed", count: n, graceMs }, "the store is still unreachable: closed every session (a revocation elsewhere could not reach them)");
+        }, graceMs);
+        timer.unref();
+        this.storeOutage = { reason: `the store is unreachable (${notice.reason})`, sinceMs: this.clock.now(), timer };
+        this.logger.error({ event: "store-outage", reason: notice.reason, graceMs }, "store unreachable: admitting nobody new; sessions are closed if it lasts");
+        return;
+      }
+      case "resumed": {
+        const outage = this.storeOutage;
+        this.store.invalidate();
+        if (outage === undefined) return;
+        clearTimeout(outage.timer);
+        this.storeOutage = undefined;
+        this.logger.info({ event: "store-resumed", outageMs: this.clock.now() - outage.sinceMs }, "store reachable again");
+        // What was committed meanwhile (revocations above all) is applied now.
+        this.storeChanged();
+        return;
+      }
+    }
   }
 
   /** Checked on every change poll: a store whose file is gone can neither record nor report a revocation. */
@@ -253,6 +322,11 @@ export class Gateway implements GatewayRuntime {
   async listen(): Promise<AddressInfo> {
     this.lastChangeId = await this.store.latestChangeId();
     this.lastCommitMarker = await this.store.commitMarker();
+    const { notices, lockouts } = this.options.store;
+    if (notices) this.unsubscribeNotices = notices.subscribe((n) => this.onStoreNotice(n));
+    if (lockouts) {
+      for (const l of await lockouts.activeLockouts(this.clock.now())) this.limiter.lockUntil(l.key, l.untilMs);
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once("error", reject);
       this.http.listen(this.options.port, this.options.host, () => {
@@ -381,15 +455,26 @@ export class Gateway implements GatewayRuntime {
    * Commits by another process (the admin CLI) show up here: cached reads are
    * dropped and the change feed is read in the same pass.
    */
+  private pollFailing = false;
+
   private async pollCommits(): Promise<void> {
     this.checkStoreFile();
     try {
       const marker = await this.store.commitMarker();
+      this.pollFailing = false;
       if (marker === this.lastCommitMarker) return;
       this.lastCommitMarker = marker;
     } catch (e) {
       // Not knowing is treated as a change: drop the cache and read the feed.
+      // Said once per failing stretch, not four times a second.
+      const first = !this.pollFailing;
+      this.pollFailing = true;
+      if (!first) {
+        this.store.invalidate();
+        return; // the feed is read again once the poll succeeds (the marker will differ)
+      }
       this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "store poll failed");
+      this.lastCommitMarker = Number.NaN;
     }
     this.store.invalidate();
     this.storeChanged();
@@ -493,6 +578,8 @@ export class Gateway implements GatewayRuntime {
   async close(): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    this.unsubscribeNotices?.();
+    if (this.storeOutage) clearTimeout(this.storeOutage.timer);
     this.handshakeDeadlines.close();
     this.upgradeDeadlines.close();
     this.sessions.broadcast("shutdown", { reason: "gateway stopping" });

@@ -39,8 +39,14 @@ export interface GatewayRuntime {
   policy(): AdmissionPolicy;
   /** Upstream mode: the OpenClaw gateway behind gatewarden. */
   readonly relay: UpstreamRelay | undefined;
-  /** Set once the store's file was deleted or replaced under the running gateway: nothing new is admitted. */
-  storeLost(): string | undefined;
+  /**
+   * Why nothing new may be admitted now, or `undefined`: the store's file was
+   * deleted or replaced under the running gateway (for good), or a shared
+   * store cannot tell this instance of commits (until it can again).
+   */
+  storeUnavailable(): { readonly reason: string; readonly retryAfterMs: number } | undefined;
+  /** Count a failed authentication of a presented secret (shared with other instances where the store shares them). */
+  recordAuthFailure(limiterKey: string): void;
   limiterExempt(peer: PeerEvidence): boolean;
   storeChanged(): void;
   /** The hello-ok payload for a new session, as JSON text. */

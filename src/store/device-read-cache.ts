@@ -36,7 +36,11 @@ function deepFreeze<T>(value: T): T {
  * - a commit by another process (the admin CLI) is seen when the owner calls
  *   `invalidate()`, which the gateway does when `commitMarker()` moves and
  *   whenever the change feed shows a change, before it closes the sessions
- *   the change revoked.
+ *   the change revoked;
+ * - a store shared over a network (PostgreSQL) pushes every commit, and the
+ *   gateway invalidates on each; while it cannot push (`notices.live()` is
+ *   false) nothing is served from memory at all, so a lost notice can never
+ *   leave a revoked record in use.
  * Only found records are kept (an unknown device id is read every time, so
  * garbage ids never occupy memory and a new pairing is seen at once), and a
  * read that overlapped an invalidation is not kept. Cached records are
@@ -47,6 +51,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
   const records = new Map<string, PairedDeviceRecord>();
   let generation = 0;
   let closed = false;
+  const trusted = (): boolean => store.notices?.live() ?? true;
   const invalidate = (): void => {
     records.clear();
     generation++;
@@ -54,8 +59,12 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
   // Delegated one by one rather than spread, so a store written as a class keeps its methods.
   return {
     kind: store.kind,
+    ...(store.notices ? { notices: store.notices } : {}),
+    ...(store.lockouts ? { lockouts: store.lockouts } : {}),
     async getPairedDevice(deviceId) {
       if (closed) return store.getPairedDevice(deviceId); // the store's own "closed" error
+      // A shared store that cannot push its commits now: what is in memory may be revoked elsewhere.
+      if (!trusted()) return store.getPairedDevice(deviceId);
       const hit = records.get(deviceId);
       if (hit) return hit;
       const readIn = generation;
@@ -65,7 +74,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
       setBounded(records, deviceId, frozen, maxEntries);
       return frozen;
     },
-    cachedPairedDevice: (deviceId) => (closed ? undefined : records.get(deviceId)),
+    cachedPairedDevice: (deviceId) => (closed || !trusted() ? undefined : records.get(deviceId)),
     listPairedDevices: () => store.listPairedDevices(),
     getPendingRequest: (requestId) => store.getPendingRequest(requestId),
     listPendingRequests: () => store.listPendingRequests(),

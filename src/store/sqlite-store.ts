@@ -750,6 +750,13 @@ export function restoreSqliteDatabase(path: string, backup: string): void {
 }
 
 export interface SqliteReader extends StoreReader {
+  /**
+   * Run `fn` inside one read transaction: every read it makes sees the same
+   * committed state, whatever other processes commit meanwhile (a copy of
+   * the whole store read list by list could otherwise catch a request
+   * between "pending" and "paired" and lose it). Not reentrant.
+   */
+  consistentRead<T>(fn: (reader: StoreReader) => Promise<T>): Promise<T>;
   close(): void;
 }
 
@@ -789,6 +796,17 @@ export function openSqliteReader(path: string): SqliteReader {
     });
     return {
       ...reader,
+      async consistentRead(fn) {
+        if (db.inTransaction) throw new Error(`a consistent read of ${path} is already running`);
+        db.exec("BEGIN");
+        try {
+          // A deferred BEGIN takes its snapshot at the first read: take it now.
+          db.prepare("SELECT count(*) FROM sqlite_master").get();
+          return await fn(reader);
+        } finally {
+          if (db.open && db.inTransaction) db.exec("COMMIT");
+        }
+      },
       close() {
         closed = true;
         db.close();

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import type { PairedDeviceRecord } from "../../src/store/records.js";
 import { StoreUnavailableError } from "../../src/store/errors.js";
-import { SQLITE_SCHEMA_VERSION, openSqliteStore } from "../../src/store/sqlite-store.js";
+import { SQLITE_SCHEMA_VERSION, openSqliteReader, openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Store } from "../../src/store/store.js";
 import { runStoreContract } from "./store-contract.js";
 
@@ -354,6 +354,26 @@ describe("sqlite store (file, schema and multi-process behaviour)", () => {
       await store.close();
     } finally {
       otherProcess.close();
+    }
+  });
+
+  it("a reader's consistentRead sees one committed state throughout, whatever another connection commits meanwhile", async () => {
+    const path = await tempDbPath();
+    const store = openSqliteStore({ path });
+    await store.transact((tx) => tx.putPairedDevice(device("dev-a", 1)));
+    const reader = openSqliteReader(path);
+    try {
+      const seen = await reader.consistentRead(async (r) => {
+        const first = await r.listPairedDevices();
+        await store.transact((tx) => tx.putPairedDevice(device("dev-b", 2)));
+        return { first, second: await r.listPairedDevices() };
+      });
+      assert.deepEqual(seen.second, seen.first);
+      assert.deepEqual(seen.first.map((d) => d.deviceId), ["dev-a"]);
+      assert.deepEqual((await reader.listPairedDevices()).map((d) => d.deviceId), ["dev-b", "dev-a"], "after it, reads see the new commit");
+    } finally {
+      reader.close();
+      await store.close();
     }
   });
 });
