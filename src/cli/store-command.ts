@@ -20,6 +20,7 @@ export function storeCommand(opts: StateDirOption): Command {
     .description("write a consistent, checked copy of the state database to <file> (0600); safe while the gateway runs")
     .argument("<file>", "where to write the copy (must not exist)")
     .action(async (file: string) => {
+      sqliteOnly(opts, "backup");
       const path = privateDatabasePath(opts.stateDir());
       if (!existsSync(path)) throw new CliError(`no gateway state at ${opts.stateDir()}`);
       const dest = resolve(file);
@@ -33,6 +34,7 @@ export function storeCommand(opts: StateDirOption): Command {
     .description("replace the state database with a checked backup; stop the gateway first (a running one sees its file replaced and admits nobody until restarted)")
     .argument("<file>", "a file written by `gatewarden store backup`")
     .action((file: string) => {
+      sqliteOnly(opts, "restore");
       const path = privateDatabasePath(opts.stateDir());
       const backup = resolve(file);
       if (!existsSync(backup)) throw new CliError(`no such backup: ${backup}`);
@@ -60,6 +62,19 @@ export function storeCommand(opts: StateDirOption): Command {
     });
 
   return cmd;
+}
+
+/** backup and restore work on the SQLite file; a PostgreSQL store has the server's own tools. */
+function sqliteOnly(opts: StateDirOption, what: "backup" | "restore"): void {
+  let location: StoreLocation;
+  try {
+    location = adminStoreLocation(opts.stateDir(), opts.storeFlag(), process.env);
+  } catch (e) {
+    throw new CliError(e instanceof Error ? e.message : String(e), 2);
+  }
+  if (location.kind === "postgres") {
+    throw new CliError(`the store is PostgreSQL (${redactPostgresUrl(location.url)}): ${what === "backup" ? "back it up with pg_dump" : "restore it with pg_restore"}; gatewarden store ${what} is for the SQLite file`, 2);
+  }
 }
 
 /** `sqlite:PATH` or a plain path, to an existing database file whose owner is us (A55: a planted one would be trusted). */

@@ -263,4 +263,17 @@ describe("gatewarden store migrate (SQLite → PostgreSQL)", () => {
       await pgGw.stop();
     }
   });
+
+  it("store backup and restore on a PostgreSQL store say, in one line, to use PostgreSQL's tools, without the password", () => {
+    const env = { ...process.env, GATEWARDEN_STORE: "postgres://gw:s3cret-pw@127.0.0.1:1/db" };
+    for (const [args, hint] of [
+      [["store", "backup", join(unusedStateDir, "copy.bak")], /back it up with pg_dump/],
+      [["store", "restore", join(unusedStateDir, "copy.bak")], /restore it with pg_restore/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, "--state-dir", unusedStateDir, ...args], { encoding: "utf8", timeout: 30_000, env });
+      assert.equal(r.status, 2);
+      assertOneLineError({ status: r.status, stdout: r.stdout, stderr: r.stderr }, hint);
+      assert.ok(!r.stderr.includes("s3cret-pw"));
+    }
+  });
 });
