@@ -20,6 +20,8 @@ import { DEFAULT_RATE_LIMIT, DEFAULT_TRANSPORT_LIMITS, type RateLimitOptions, ty
 const optPositiveInt = (options: { maximum?: number } = {}) => Type.Optional(Type.Integer({ exclusiveMinimum: 0, ...options }));
 const nonEmpty = Type.String({ minLength: 1 });
 
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
 const FileSchema = ClosedObject({
   host: Type.Optional(nonEmpty),
   port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
@@ -82,7 +84,7 @@ const FileSchema = ClosedObject({
   changePollMs: optPositiveInt(),
   upstream: Type.Optional(ClosedObject({ url: nonEmpty })),
   store: Type.Optional(ClosedObject({ url: Type.Optional(nonEmpty), outageGraceMs: optPositiveInt({ maximum: 600_000 }) })),
-  log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(["fatal", "error", "warn", "info", "debug", "trace", "silent"])) })),
+  log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(LOG_LEVELS)) })),
 });
 const FileValidator = compileSchema(FileSchema);
 
@@ -227,6 +229,13 @@ export function adminStoreLocation(stateDirFlag: string | undefined, storeFlag: 
   return resolveStoreLocation(storeFlag, env, file.store?.url, stateDir);
 }
 
+function logLevel(text: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(text)) {
+    throw new ConfigError(`unknown log level ${JSON.stringify(text)} (${LOG_LEVELS.join(", ")})`);
+  }
+  return text;
+}
+
 export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): ResolvedConfig {
   const stateDir = resolve(flags.stateDir ?? defaultStateDir(env));
   const { configPath, file } = loadConfigFile(stateDir, flags.config ?? env.GATEWARDEN_CONFIG);
@@ -240,6 +249,9 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
   let auth: AuthConfig;
   switch (modeText) {
     case "token":
+      if (token !== undefined && token.trim() !== token) {
+        throw new ConfigError("the shared token (GATEWARDEN_TOKEN or auth.token) must not start or end with whitespace; clients would have to send it exactly so");
+      }
       if (token !== undefined && token.length < 16) throw new ConfigError("the shared token must be at least 16 characters");
       auth = { mode: "token", token };
       break;
@@ -312,7 +324,7 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
     rateLimit: { ...DEFAULT_RATE_LIMIT, ...file.rateLimit },
     changePollMs: file.changePollMs ?? 250,
     upstream: upstreamUrl(flags.upstream ?? env.GATEWARDEN_UPSTREAM ?? file.upstream?.url),
-    logLevel: flags.logLevel ?? env.GATEWARDEN_LOG_LEVEL ?? file.log?.level ?? "info",
+    logLevel: logLevel(flags.logLevel ?? env.GATEWARDEN_LOG_LEVEL ?? file.log?.level ?? "info"),
     store: resolveStoreLocation(flags.store, env, file.store?.url, stateDir),
     storeOutageGraceMs: file.store?.outageGraceMs ?? 5000,
   };

@@ -10,7 +10,7 @@ import { loadUpstreamIdentity } from "./relay/upstream-identity.js";
 import { UpstreamRelay } from "./relay/upstream-relay.js";
 import { DEVICE_SIGNATURE_SKEW_MS } from "./identity/verify-device-proof.js";
 import type { RegisteredMethod } from "./methods/define-method.js";
-import { ensureSharedToken } from "./pairing/shared-token.js";
+import { claimSharedToken, newSharedToken, storedSharedTokenDigest } from "./pairing/shared-token.js";
 import { Gateway } from "./server/gateway.js";
 import { loadOrCreateIdentity } from "./server/gateway-identity.js";
 import type { Logger } from "./server/logger.js";
@@ -69,6 +69,8 @@ export async function startGateway(
       throw new ConfigError(`${damage}; refusing to serve from it. Restore a backup (gatewarden store restore <file>) with the gateway stopped`);
     }
     let generatedToken: string | undefined;
+    /** A token made for a store that had none: stored (and shown) only once the gateway listens. */
+    let unclaimed: { readonly token: string; readonly digestHex: string } | undefined;
     let auth: AuthPolicy;
     let sharedTokenSource: "store" | "config" | "none" = "none";
     switch (config.auth.mode) {
@@ -77,9 +79,9 @@ export async function startGateway(
           auth = { mode: "token", tokenDigest: secretDigest(config.auth.token) };
           sharedTokenSource = "config";
         } else {
-          const ensured = await ensureSharedToken(store, { nowMs: clock.now(), random });
-          generatedToken = ensured.generated;
-          auth = { mode: "token", tokenDigest: Buffer.from(ensured.digestHex, "hex") };
+          const stored = await storedSharedTokenDigest(store);
+          if (stored === undefined) unclaimed = newSharedToken(random);
+          auth = { mode: "token", tokenDigest: Buffer.from(stored ?? unclaimed?.digestHex ?? "", "hex") };
           sharedTokenSource = "store";
         }
         break;
@@ -131,7 +133,22 @@ export async function startGateway(
       ...(deps.methods ? { methods: deps.methods } : {}),
       ...(relay ? { relay } : {}),
     });
-    const address = await gateway.listen();
+    let address: AddressInfo;
+    try {
+      address = await gateway.listen();
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (code === "EADDRINUSE") throw new ConfigError(`cannot listen on ${config.host}:${config.port}: the port is in use (another gatewarden, or another program); stop it or choose another port with --port`);
+      if (code === "EACCES") throw new ConfigError(`cannot listen on ${config.host}:${config.port}: permission denied (ports below 1024 need privileges); choose another port with --port`);
+      if (code === "EADDRNOTAVAIL") throw new ConfigError(`cannot listen on ${config.host}:${config.port}: no such address on this machine; check --host`);
+      throw e;
+    }
+    if (unclaimed !== undefined) {
+      const inForce = await claimSharedToken(store, unclaimed.digestHex);
+      // Another instance on a shared store claimed first: its token is the one, and ours is never shown.
+      if (inForce === unclaimed.digestHex) generatedToken = unclaimed.token;
+      else gateway.adoptSharedToken(inForce);
+    }
     return {
       gateway,
       store,

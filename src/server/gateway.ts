@@ -232,6 +232,14 @@ export class Gateway implements GatewayRuntime {
     return this.currentPolicy;
   }
 
+  /** The shared token in force is the stored one (claimed by another instance first). */
+  adoptSharedToken(digestHex: string): void {
+    if (this.currentPolicy.auth.mode !== "token") return;
+    this.currentPolicy = { ...this.currentPolicy, auth: { mode: "token", tokenDigest: Buffer.from(digestHex, "hex") } };
+    // Whatever the previous token admitted goes with it.
+    this.revoke({ kind: "shared-secret" }, "gateway auth changed");
+  }
+
   private lostStore: string | undefined;
   /** Why a shared store cannot tell this instance of commits now, and since when. */
   private storeOutage: { readonly reason: string; readonly sinceMs: number; readonly timer: NodeJS.Timeout } | undefined;
@@ -536,9 +544,7 @@ export class Gateway implements GatewayRuntime {
       case "shared-secret.rotated": {
         if (this.options.sharedTokenSource !== "store" || this.currentPolicy.auth.mode !== "token") return;
         const hex = await this.store.getSetting(SETTING_SHARED_TOKEN_HASH);
-        if (!hex) return;
-        this.currentPolicy = { ...this.currentPolicy, auth: { mode: "token", tokenDigest: Buffer.from(hex, "hex") } };
-        this.revoke({ kind: "shared-secret" }, "gateway auth changed");
+        if (hex) this.adoptSharedToken(hex);
         return;
       }
     }

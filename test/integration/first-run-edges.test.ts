@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { BIN } from "../support/gateway-process.js";
+
+// The first minutes of a new user, tried as one would: each mistake gets one
+// clear line and a non-zero exit, never a stack trace, and leaves nothing
+// behind that spoils the next start.
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function stateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "gatewarden-first-run-"));
+  dirs.push(d);
+  return d;
+}
+
+function serve(dir: string, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, "serve", "--state-dir", dir, ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** What `serve` on a free port prints until its token line (or 10 s), then it is stopped. */
+async function firstOutput(dir: string): Promise<string> {
+  const child = spawn(process.execPath, [BIN, "serve", "--state-dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 10_000;
+  while (!/Operator token[^\n]*\n\s+\S+/.test(out) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 25));
+  child.kill("SIGTERM");
+  await new Promise((r) => child.once("exit", r));
+  return out;
+}
+
+function assertOneLine(r: { code: number | null; stdout: string; stderr: string }, pattern: RegExp, code = 2): void {
+  assert.equal(r.code, code, r.stderr);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
+  assert.match(lines[0] ?? "", pattern);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+}
+
+describe("first run: mistakes a new user makes", () => {
+  it("a port already in use is said in one line, and the next start on a free port still shows the generated token once", async () => {
+    const busy: Server = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const dir = stateDir();
+    try {
+      const r = serve(dir, ["--port", String(port)]);
+      assertOneLine(r, new RegExp(`^gatewarden: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use .*--port`));
+      assert.doesNotMatch(r.stdout, /gwt_/, "no token shown for a start that failed");
+    } finally {
+      busy.close();
+    }
+    // The failed start stored no digest: this start generates the token and shows it.
+    const shown = await firstOutput(dir);
+    assert.match(shown, /listening on ws:\/\/127\.0\.0\.1:\d+/);
+    assert.match(shown, /Operator token \(shown once; only its hash is stored\):\n\s+gwt_\S+/);
+  });
+
+  it("an unknown --log-level is refused in one line naming the levels", () => {
+    assertOneLine(serve(stateDir(), ["--port", "0", "--log-level", "verbose"]), /^gatewarden: unknown log level "verbose" \(fatal, error, warn, info, debug, trace, silent\)$/);
+  });
+
+  it("a whitespace-only or whitespace-padded GATEWARDEN_TOKEN is refused in one line instead of refusing every client later", () => {
+    for (const token of [" ".repeat(20), `  ${"t".repeat(20)}`, `${"t".repeat(20)}\n`]) {
+      assertOneLine(serve(stateDir(), ["--port", "0"], { GATEWARDEN_TOKEN: token }), /^gatewarden: the shared token \(GATEWARDEN_TOKEN or auth\.token\) must not start or end with whitespace/);
+    }
+  });
+});
