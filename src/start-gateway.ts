@@ -16,7 +16,7 @@ import { loadOrCreateIdentity } from "./server/gateway-identity.js";
 import type { Logger } from "./server/logger.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import { openPostgresStore } from "./store/postgres-store.js";
-import type { Store } from "./store/store.js";
+import { SETTING_LISTEN_URL, SETTING_SHARED_TOKEN_SOURCE, type Store } from "./store/store.js";
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -32,6 +32,29 @@ async function openStore(location: StoreLocation, logger: Logger): Promise<Store
     return await openPostgresStore({ url: location.url, listen: true, warn: (message) => logger.warn({ event: "store-connection" }, message) });
   } catch (e) {
     throw new ConfigError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** ws://host:port of a listening address; a wildcard bind is reached on loopback from this machine. */
+function listenUrl(address: AddressInfo): string {
+  const host = address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address;
+  return `ws://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+}
+
+/**
+ * What the admin CLI needs to know of the running gateway: where its shared
+ * token comes from (`token rotate` cannot change one from the config) and its
+ * address (`token bootstrap`'s setup code). Not needed to serve: a store that
+ * cannot take the write now is only warned about.
+ */
+async function recordStart(store: Store, source: "store" | "config" | "none", url: string, logger: Logger): Promise<void> {
+  try {
+    await store.transact(async (tx) => {
+      await tx.setSetting(SETTING_SHARED_TOKEN_SOURCE, source);
+      await tx.setSetting(SETTING_LISTEN_URL, url);
+    });
+  } catch (e) {
+    logger.warn({ event: "start-not-recorded", err: e instanceof Error ? e.message : String(e) }, "could not record this start for the admin CLI");
   }
 }
 
@@ -149,6 +172,7 @@ export async function startGateway(
       if (inForce === unclaimed.digestHex) generatedToken = unclaimed.token;
       else gateway.adoptSharedToken(inForce);
     }
+    await recordStart(store, sharedTokenSource, listenUrl(address), deps.logger);
     return {
       gateway,
       store,

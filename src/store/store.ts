@@ -142,3 +142,7 @@ export interface Store extends StoreReader {
 
 /** Keys of the settings table. */
 export const SETTING_SHARED_TOKEN_HASH = "auth.sharedTokenHash";
+/** Where the running gateway takes its shared token from ("store" or "config"), recorded at each start for the admin CLI. */
+export const SETTING_SHARED_TOKEN_SOURCE = "gateway.sharedTokenSource";
+/** The address the gateway last started listening on (ws://host:port), the default of `token bootstrap --url`. */
+export const SETTING_LISTEN_URL = "gateway.listenUrl";

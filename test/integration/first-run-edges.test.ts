@@ -5,7 +5,8 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { BIN } from "../support/gateway-process.js";
+import { BIN, startGatewayProcess } from "../support/gateway-process.js";
+import { TestClient } from "../support/protocol-client.js";
 
 // The first minutes of a new user, tried as one would: each mistake gets one
 // clear line and a non-zero exit, never a stack trace, and leaves nothing
@@ -75,4 +76,34 @@ describe("first run: mistakes a new user makes", () => {
       assertOneLine(serve(stateDir(), ["--port", "0"], { GATEWARDEN_TOKEN: token }), /^gatewarden: the shared token \(GATEWARDEN_TOKEN or auth\.token\) must not start or end with whitespace/);
     }
   });
+
+  it("token rotate on a gateway that takes its token from GATEWARDEN_TOKEN is refused in one line, and the token in use keeps working", async () => {
+    const token = "first-run-config-token-0123456789";
+    const gw = await startGatewayProcess({ env: { GATEWARDEN_TOKEN: token } });
+    try {
+      const r = gw.cli(["token", "rotate"]);
+      assertOneLine({ code: r.code, stdout: r.stdout, stderr: r.stderr }, /^gatewarden: the gateway takes its shared token from GATEWARDEN_TOKEN or auth\.token .* change it there and restart/, 1);
+      assert.equal(r.stdout, "", "no token that clients would be refused with");
+      const c = await TestClient.open(gw.url);
+      assert.equal((await c.connect({ auth: { token } })).ok, true);
+      c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it("token bootstrap puts the running gateway's own address in the setup code, not the default port", async () => {
+    const gw = await startGatewayProcess();
+    try {
+      const r = gw.cli(["token", "bootstrap", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const { setupCode } = JSON.parse(r.stdout) as { setupCode: string };
+      const decoded = JSON.parse(Buffer.from(setupCode, "base64url").toString("utf8")) as { url: string };
+      assert.equal(decoded.url, `ws://127.0.0.1:${gw.port}`);
+      assert.notEqual(gw.port, 18789);
+    } finally {
+      await gw.stop();
+    }
+  });
 });
+
