@@ -9,6 +9,7 @@ import { DEFAULT_SILENT_SCOPE_CEILING } from "./admission/policy.js";
 import { validateRequestedScopes } from "./admission/scopes.js";
 import { DEFAULT_PAIRING_LIMITS, type PairingLimits } from "./pairing/limits.js";
 import { ROLES, type Role, type Scope } from "./protocol/enums.js";
+import { postgresUrlHasPassword } from "./store/postgres-store.js";
 import { ClosedObject, LiteralUnion, compileSchema } from "./protocol/schema.js";
 import { DEFAULT_RATE_LIMIT, DEFAULT_TRANSPORT_LIMITS, type RateLimitOptions, type TransportLimits } from "./server/limits.js";
 
@@ -159,7 +160,7 @@ export function resolveStoreLocation(flag: string | undefined, env: NodeJS.Proce
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
     throw new ConfigError(`the store must be a postgres:// URL (or omitted, for SQLite in the state dir), not ${u.protocol}//…`);
   }
-  if (fromFlag !== undefined && u.password !== "") {
+  if (fromFlag !== undefined && postgresUrlHasPassword(u)) {
     throw new ConfigError("--store must not carry a password (any local user can read a command line): set PGPASSWORD, or put the URL in GATEWARDEN_STORE or the config file's store.url");
   }
   return { kind: "postgres", url: text };

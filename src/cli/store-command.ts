@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { assertPrivatePath, UnsafePathError } from "../private-path.js";
-import { openPostgresStore, redactPostgresUrl, type PostgresStore } from "../store/postgres-store.js";
+import { openPostgresStore, postgresUrlHasPassword, redactPostgresUrl, type PostgresStore } from "../store/postgres-store.js";
 import { backupSqliteDatabase, openSqliteReader, restoreSqliteDatabase, type SqliteReader } from "../store/sqlite-store.js";
 import { copyStoreContents, CopyMismatchError, describeCounts, differingLists, readStoreContents, TargetNotEmptyError, type StoreContents } from "../store/store-migrate.js";
 import { adminStoreLocation, type StoreLocation } from "../config.js";
@@ -127,10 +127,11 @@ function postgresTarget(flag: string | undefined, opts: StateDirOption): Postgre
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
     throw new CliError(`--to must be a postgres:// or postgresql:// URL, not ${u.protocol}//…`, 2);
   }
-  if (flag !== undefined && u.password !== "") {
+  if (flag !== undefined && postgresUrlHasPassword(u)) {
     throw new CliError("--to must not carry a password (other local users can read a command line): set PGPASSWORD, or leave --to out and use GATEWARDEN_STORE", 2);
   }
-  const secrets = [u.password, safeDecode(u.password)].filter((p) => p.length > 0);
+  const given = [u.password, u.searchParams.get("password") ?? "", u.searchParams.get("sslpassword") ?? ""];
+  const secrets = given.flatMap((p) => [p, safeDecode(p)]).filter((p) => p.length > 0);
   return {
     url: text,
     shown: redactPostgresUrl(text),

@@ -266,6 +266,37 @@ export class Gateway implements GatewayRuntime {
   }
 
   /**
+   * A lockout notice is only a hint: any role of the database may send one.
+   * What the lockout table says (writing it takes this store's privileges) is
+   * applied, never longer than this gateway's own lockout, and never to the
+   * loopback budget, which is each machine's own.
+   */
+  private async applySharedLockout(key: string): Promise<void> {
+    const shared = this.options.store.lockouts;
+    if (shared === undefined || key === "loopback") return;
+    try {
+      const now = this.clock.now();
+      const until = await shared.lockedUntil(key, now);
+      if (until !== undefined) this.limiter.lockUntil(key, Math.min(until, now + this.options.rateLimit.lockoutMs));
+    } catch (e) {
+      this.logger.warn({ event: "shared-lockout-failed", err: e instanceof Error ? e.message : String(e) }, "could not read a shared lockout");
+    }
+  }
+
+  private async loadSharedLockouts(): Promise<void> {
+    const shared = this.options.store.lockouts;
+    if (shared === undefined) return;
+    try {
+      const now = this.clock.now();
+      for (const l of await shared.activeLockouts(now)) {
+        if (l.key !== "loopback") this.limiter.lockUntil(l.key, Math.min(l.untilMs, now + this.options.rateLimit.lockoutMs));
+      }
+    } catch (e) {
+      this.logger.warn({ event: "shared-lockout-failed", err: e instanceof Error ? e.message : String(e) }, "could not read the shared lockouts");
+    }
+  }
+
+  /**
    * A shared store pushes its commits: cached reads go and the change feed is
    * read at once (a revocation on another instance closes sessions here
    * within milliseconds, not at the next poll). While it cannot, nothing new
@@ -278,7 +309,7 @@ export class Gateway implements GatewayRuntime {
         this.storeChanged();
         return;
       case "lockout":
-        this.limiter.lockUntil(notice.key, notice.untilMs);
+        void this.applySharedLockout(notice.key);
         return;
       case "interrupted": {
         this.store.invalidate();
@@ -296,6 +327,8 @@ export class Gateway implements GatewayRuntime {
       case "resumed": {
         const outage = this.storeOutage;
         this.store.invalidate();
+        // Lockouts decided elsewhere while this instance was not listening.
+        void this.loadSharedLockouts();
         if (outage === undefined) return;
         clearTimeout(outage.timer);
         this.storeOutage = undefined;
@@ -332,9 +365,7 @@ export class Gateway implements GatewayRuntime {
     this.lastCommitMarker = await this.store.commitMarker();
     const { notices, lockouts } = this.options.store;
     if (notices) this.unsubscribeNotices = notices.subscribe((n) => this.onStoreNotice(n));
-    if (lockouts) {
-      for (const l of await lockouts.activeLockouts(this.clock.now())) this.limiter.lockUntil(l.key, l.untilMs);
-    }
+    if (lockouts) await this.loadSharedLockouts();
     await new Promise<void>((resolve, reject) => {
       this.http.once("error", reject);
       this.http.listen(this.options.port, this.options.host, () => {

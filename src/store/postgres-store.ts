@@ -58,7 +58,7 @@ export interface PostgresStoreOptions {
 const DEFAULT_LOCK_WAIT_MS = 3000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_STATEMENT_TIMEOUT_MS = 5000;
-const DEFAULT_PING_MS = 1000;
+const DEFAULT_PING_MS = 500;
 const COMMIT_CHANNEL = "gatewarden_commit";
 const LOCKOUT_CHANNEL = "gatewarden_lockout";
 /** Advisory lock keys: any constant both sides agree on ("gwdn" and "gwdm"). */
@@ -183,12 +183,21 @@ const DEVICE_SELECT = `
 // COLLATE "C": byte order, as SQLite and the memory store sort.
 const PENDING_ORDER = `ORDER BY ts DESC, request_id COLLATE "C"`;
 
+/** The URL parameters pg reads a secret from, besides user:password@. */
+const PASSWORD_PARAMS = ["password", "sslpassword"] as const;
+
+/** Whether a postgres:// URL carries a secret (user:password@, ?password=, ?sslpassword=). */
+export function postgresUrlHasPassword(u: URL): boolean {
+  return u.password !== "" || PASSWORD_PARAMS.some((name) => u.searchParams.has(name));
+}
+
 /** Hides the password of a postgres:// URL, for messages and logs. */
 export function redactPostgresUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== "") u.password = "***";
-    return u.toString();
+    for (const name of PASSWORD_PARAMS) if (u.searchParams.has(name)) u.searchParams.set(name, "***");
+    return u.toString().replace(/=\*\*\*/g, "=***").replace(/%2A%2A%2A/g, "***");
   } catch {
     return "postgres://(unparsable URL)";
   }
@@ -503,6 +512,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   let reconnectTimer: NodeJS.Timeout | undefined;
   let pingTimer: NodeJS.Timeout | undefined;
   let reconnectDelay = 100;
+  let lastAnswerAt = 0;
+  const pingMs = opts.pingMs ?? DEFAULT_PING_MS;
 
   const dropListener = (reason: string): void => {
     const old = listener;
@@ -529,7 +540,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
 
   const connectListener = async (): Promise<void> => {
     if (closed) return;
-    const client = new pg.Client({ ...clientConfig, query_timeout: 2000 });
+    const client = new pg.Client({ ...clientConfig, query_timeout: 2 * pingMs });
     client.on("error", (e) => {
       if (listener === client) dropListener(`connection to ${where} lost: ${e.message}`);
     });
@@ -562,12 +573,18 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     listener = client;
     live = true;
     reconnectDelay = 100;
+    lastAnswerAt = Date.now();
     pingTimer = setInterval(() => {
       // A partitioned network closes nothing: a ping that gets no answer does.
-      client.query("SELECT 1").catch((e: unknown) => {
-        if (listener === client) dropListener(`${where} does not answer: ${e instanceof Error ? e.message : String(e)}`);
-      });
-    }, opts.pingMs ?? DEFAULT_PING_MS);
+      client.query("SELECT 1").then(
+        () => {
+          if (listener === client) lastAnswerAt = Date.now();
+        },
+        (e: unknown) => {
+          if (listener === client) dropListener(`${where} does not answer: ${e instanceof Error ? e.message : String(e)}`);
+        },
+      );
+    }, pingMs);
     pingTimer.unref();
     emit({ kind: "resumed" });
   };
@@ -585,7 +602,9 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       listeners.add(l);
       return () => listeners.delete(l);
     },
-    live: () => live,
+    // A listener that has not answered a ping lately may be cut off without knowing:
+    // what it would have been told is not trusted to have arrived.
+    live: () => live && Date.now() - lastAnswerAt <= 2 * pingMs,
   };
 
   const withClient = async <T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
@@ -619,8 +638,9 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
             await c.query("DELETE FROM auth_failures WHERE key = $1 AND at_ms <= $2", [key, nowMs - rule.windowMs]);
             await c.query("INSERT INTO auth_failures (key, at_ms) VALUES ($1, $2)", [key, nowMs]);
             const n = (await c.query<{ n: number }>("SELECT COUNT(*) AS n FROM auth_failures WHERE key = $1", [key])).rows[0]?.n ?? 0;
-            let untilMs: number | undefined;
-            if (n >= rule.maxFailures) {
+            const running = (await c.query<{ until_ms: number }>("SELECT until_ms FROM auth_lockouts WHERE key = $1 AND until_ms > $2", [key, nowMs])).rows[0]?.until_ms;
+            let untilMs: number | undefined = running;
+            if (running === undefined && n >= rule.maxFailures) {
               untilMs = nowMs + rule.lockoutMs;
               await c.query("DELETE FROM auth_failures WHERE key = $1", [key]);
               await c.query(
@@ -636,6 +656,14 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
             throw e;
           }
         });
+      } catch (e) {
+        return fail(e);
+      }
+    },
+    async lockedUntil(key, nowMs) {
+      checkOpen();
+      try {
+        return (await pool.query<{ until_ms: number }>("SELECT until_ms FROM auth_lockouts WHERE key = $1 AND until_ms > $2", [key, nowMs])).rows[0]?.until_ms;
       } catch (e) {
         return fail(e);
       }

@@ -104,11 +104,18 @@ export interface SharedLockouts {
    * Count a failure of `key` at `nowMs`. When the failures of the last
    * `windowMs`, over every instance, reach `maxFailures`, the key is locked
    * out until `nowMs + lockoutMs`, every instance is told (a "lockout"
-   * notice), and that end is returned.
+   * notice), and that end is returned; so is the end of a lockout already
+   * running (one this instance may have missed).
    */
   recordFailure(key: string, nowMs: number, rule: { readonly windowMs: number; readonly maxFailures: number; readonly lockoutMs: number }): Promise<number | undefined>;
   /** Lockouts still running at `nowMs`. */
   activeLockouts(nowMs: number): Promise<Array<{ readonly key: string; readonly untilMs: number }>>;
+  /**
+   * When the stored lockout of `key` ends, if it runs past `nowMs`. A
+   * "lockout" notice is only a hint (any database role may send one): the
+   * gateway believes what this reads from the table.
+   */
+  lockedUntil(key: string, nowMs: number): Promise<number | undefined>;
 }
 
 export interface Store extends StoreReader {
