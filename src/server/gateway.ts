@@ -248,6 +248,9 @@ export class Gateway implements GatewayRuntime {
   storeUnavailable(): { readonly reason: string; readonly retryAfterMs: number } | undefined {
     if (this.lostStore !== undefined) return { reason: this.lostStore, retryAfterMs: 60_000 };
     if (this.storeOutage !== undefined) return { reason: this.storeOutage.reason, retryAfterMs: 2000 };
+    // Pings unanswered, no error yet (a silent partition): refused at once rather than after a read times out.
+    const notices = this.options.store.notices;
+    if (notices !== undefined && !notices.live()) return { reason: "the store does not answer", retryAfterMs: 2000 };
     return undefined;
   }
 

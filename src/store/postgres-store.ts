@@ -59,6 +59,8 @@ const DEFAULT_LOCK_WAIT_MS = 3000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_STATEMENT_TIMEOUT_MS = 5000;
 const DEFAULT_PING_MS = 500;
+/** How many ping intervals without an answer the listener is still taken to hear everything (a busy event loop delays answers too). */
+const LIVE_WITHOUT_ANSWER_PINGS = 3;
 const COMMIT_CHANNEL = "gatewarden_commit";
 const LOCKOUT_CHANNEL = "gatewarden_lockout";
 /** Advisory lock keys: any constant both sides agree on ("gwdn" and "gwdm"). */
@@ -604,7 +606,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
     // A listener that has not answered a ping lately may be cut off without knowing:
     // what it would have been told is not trusted to have arrived.
-    live: () => live && Date.now() - lastAnswerAt <= 2 * pingMs,
+    live: () => live && Date.now() - lastAnswerAt <= LIVE_WITHOUT_ANSWER_PINGS * pingMs,
   };
 
   const withClient = async <T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
