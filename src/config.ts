@@ -85,6 +85,7 @@ const FileSchema = ClosedObject({
   changePollMs: optPositiveInt(),
   upstream: Type.Optional(ClosedObject({ url: nonEmpty })),
   store: Type.Optional(ClosedObject({ url: Type.Optional(nonEmpty), outageGraceMs: optPositiveInt({ maximum: 600_000 }) })),
+  metrics: Type.Optional(ClosedObject({ host: Type.Optional(nonEmpty), port: Type.Integer({ minimum: 0, maximum: 65535 }) })),
   log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(LOG_LEVELS)) })),
 });
 const FileValidator = compileSchema(FileSchema);
@@ -118,6 +119,8 @@ export interface ResolvedConfig {
   readonly store: StoreLocation;
   /** PostgreSQL: how long an unreachable database is ridden out before every session is closed. */
   readonly storeOutageGraceMs: number;
+  /** Prometheus metrics on a listener of their own; off unless a port is set. */
+  readonly metrics: { readonly host: string; readonly port: number } | undefined;
 }
 
 export type StoreLocation = { readonly kind: "sqlite"; readonly path: string } | { readonly kind: "postgres"; readonly url: string };
@@ -139,6 +142,8 @@ export interface ConfigOverrides {
   readonly logLevel?: string | undefined;
   /** `--store`: never with a password in it (the command line is visible to every local user). */
   readonly store?: string | undefined;
+  readonly metricsPort?: number | undefined;
+  readonly metricsHost?: string | undefined;
 }
 
 /**
@@ -228,6 +233,13 @@ export function adminStoreLocation(stateDirFlag: string | undefined, storeFlag: 
   if (!existsSync(stateDir)) return resolveStoreLocation(storeFlag, env, undefined, stateDir);
   const { file } = loadConfigFile(stateDir, env.GATEWARDEN_CONFIG);
   return resolveStoreLocation(storeFlag, env, file.store?.url, stateDir);
+}
+
+/** Where metrics are served: off unless a port is given; loopback unless a host is. */
+function metricsListener(flags: ConfigOverrides, env: NodeJS.ProcessEnv, file: ConfigFile): { host: string; port: number } | undefined {
+  const port = flags.metricsPort ?? envInt(env, "GATEWARDEN_METRICS_PORT") ?? file.metrics?.port;
+  if (port === undefined) return undefined;
+  return { host: flags.metricsHost ?? env.GATEWARDEN_METRICS_HOST ?? file.metrics?.host ?? "127.0.0.1", port };
 }
 
 function logLevel(text: string): string {
@@ -328,6 +340,7 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
     logLevel: logLevel(flags.logLevel ?? env.GATEWARDEN_LOG_LEVEL ?? file.log?.level ?? "info"),
     store: resolveStoreLocation(flags.store, env, file.store?.url, stateDir),
     storeOutageGraceMs: file.store?.outageGraceMs ?? 5000,
+    metrics: metricsListener(flags, env, file),
   };
 }
 

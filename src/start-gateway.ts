@@ -13,6 +13,7 @@ import type { RegisteredMethod } from "./methods/define-method.js";
 import { claimSharedToken, newSharedToken, storedSharedTokenDigest } from "./pairing/shared-token.js";
 import { Gateway } from "./server/gateway.js";
 import { loadOrCreateIdentity } from "./server/gateway-identity.js";
+import { listenMetrics } from "./server/metrics.js";
 import type { Logger } from "./server/logger.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import { openPostgresStore } from "./store/postgres-store.js";
@@ -64,6 +65,8 @@ export interface RunningGateway {
   readonly address: AddressInfo;
   /** The shared token, when this start generated it: shown once, never again. */
   readonly generatedToken: string | undefined;
+  /** Where Prometheus metrics are served, when they are. */
+  readonly metricsAddress: AddressInfo | undefined;
   stop(): Promise<void>;
 }
 
@@ -152,6 +155,7 @@ export async function startGateway(
       version: packageVersion(),
       changePollMs: config.changePollMs,
       storeOutageGraceMs: config.storeOutageGraceMs,
+      metrics: config.metrics !== undefined,
       stateDir: config.stateDir,
       ...(deps.methods ? { methods: deps.methods } : {}),
       ...(relay ? { relay } : {}),
@@ -173,12 +177,24 @@ export async function startGateway(
       else gateway.adoptSharedToken(inForce);
     }
     await recordStart(store, sharedTokenSource, listenUrl(address), deps.logger);
+    let metricsServer: Awaited<ReturnType<typeof listenMetrics>> | undefined;
+    if (config.metrics !== undefined && gateway.metrics !== undefined) {
+      try {
+        metricsServer = await listenMetrics(gateway.metrics, config.metrics.host, config.metrics.port);
+      } catch (e) {
+        await gateway.close();
+        const code = (e as { code?: unknown }).code;
+        throw new ConfigError(`cannot serve metrics on ${config.metrics.host}:${config.metrics.port}: ${code === "EADDRINUSE" ? "the port is in use" : e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     return {
       gateway,
       store,
       address,
       generatedToken,
+      metricsAddress: metricsServer?.address,
       async stop() {
+        await metricsServer?.close();
         await gateway.close();
         await store.close();
       },

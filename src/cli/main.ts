@@ -42,6 +42,8 @@ export function buildProgram(): Command {
     .option("--silent-local-pairing", "auto-approve first pairings from loopback clients holding the shared token, up to the configured ceiling")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GATEWARDEN_LOG_LEVEL)")
     .option("--upstream <url>", "stand in front of this OpenClaw gateway (env GATEWARDEN_UPSTREAM; pair first: gatewarden upstream pair)")
+    .option("--metrics-port <port>", "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (env GATEWARDEN_METRICS_PORT; off by default)", portArg)
+    .option("--metrics-host <host>", "address for the metrics listener (env GATEWARDEN_METRICS_HOST; default 127.0.0.1)")
     .addHelpText(
       "after",
       "\nSecrets come from the environment or the config file, never flags: GATEWARDEN_TOKEN, GATEWARDEN_PASSWORD.\nSee docs/configuration.md for every setting.",
@@ -57,6 +59,8 @@ export function buildProgram(): Command {
         silentLocalPairing?: boolean;
         logLevel?: string;
         upstream?: string;
+        metricsPort?: number;
+        metricsHost?: string;
       }) =>
         serveCommand({
           stateDir: stateDir.stateDir(),
@@ -70,6 +74,8 @@ export function buildProgram(): Command {
           silentLocalPairing: o.silentLocalPairing,
           upstream: o.upstream,
           logLevel: o.logLevel,
+          metricsPort: o.metricsPort,
+          metricsHost: o.metricsHost,
         }),
     );
 

@@ -16,6 +16,8 @@ export async function serveCommand(flags: ConfigOverrides): Promise<void> {
     `  auth: ${config.auth.mode}   store: ${config.store.kind === "sqlite" ? `sqlite ${config.store.path}` : `postgres ${redactPostgresUrl(config.store.url)}`}`,
     `  silent local pairing: ${config.silentLocalPairing.enabled ? `on (ceiling: ${config.silentLocalPairing.scopeCeiling.join(", ") || "none"})` : "off"}`,
   ];
+  const m = running.metricsAddress;
+  if (m) lines.push(`  metrics: http://${m.family === "IPv6" ? `[${m.address}]` : m.address}:${m.port}/metrics`);
   const relay = running.gateway.relay;
   if (relay) lines.push(`  upstream: ${config.upstream} (OpenClaw ${relay.info.serverVersion ?? "unknown"}, protocol ${relay.info.protocol})`);
   if (running.generatedToken) {
@@ -27,7 +29,7 @@ export async function serveCommand(flags: ConfigOverrides): Promise<void> {
     );
   }
   process.stdout.write(lines.join("\n") + "\n");
-  logger.info({ event: "listening", host: address.address, port: address.port, authMode: config.auth.mode }, "gateway listening");
+  logger.info({ event: "listening", host: address.address, port: address.port, authMode: config.auth.mode, ...(m ? { metricsPort: m.port } : {}) }, "gateway listening");
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -74,12 +74,21 @@ export class RelaySession {
     private readonly link: UpstreamLink,
     private readonly clientProtocol: number,
     private readonly requestTimeoutMs: number,
-  ) {}
+    private readonly relay: UpstreamRelay,
+  ) {
+    relay.openSessions++;
+    let counted = true;
+    link.onClose(() => {
+      if (counted) relay.openSessions--;
+      counted = false;
+    });
+  }
 
   /** Relay one request, params untouched; the reply (or error) in the client's protocol. */
   async request(method: string, params: unknown): Promise<RelayReply> {
     const { frame: res, afterId } = await this.link.requestRaw(method, params, this.requestTimeoutMs);
     if (res.ok) return { ok: true, payload: res.payload, afterId };
+    this.relay.onError?.(res.error?.code === "UNAVAILABLE" ? "unavailable" : "refused");
     return { ok: false, error: errorForClient(res.error ?? { code: "UNAVAILABLE", message: "upstream error" }, this.clientProtocol) };
   }
 
@@ -101,6 +110,11 @@ export class RelaySession {
 }
 
 export class UpstreamRelay {
+  /** Upstream sessions open now (metrics). */
+  openSessions = 0;
+  /** Told of each relayed request or upstream session that failed (metrics). */
+  onError: ((kind: "unavailable" | "refused") => void) | undefined;
+
   private constructor(
     private readonly target: UpstreamTarget,
     readonly info: UpstreamInfo,
@@ -182,7 +196,10 @@ export class UpstreamRelay {
       timeoutMs: this.target.connectTimeoutMs,
       maxBufferedBytes: this.target.maxBufferedBytes,
     });
-    if (!r.ok) return { ok: false, error: unavailable(r.unreachable ? "upstream unavailable; retry" : `upstream refused the session: ${r.error.message}`) };
-    return { ok: true, session: new RelaySession(r.link, clientProtocol, this.target.requestTimeoutMs) };
+    if (!r.ok) {
+      this.onError?.(r.unreachable ? "unavailable" : "refused");
+      return { ok: false, error: unavailable(r.unreachable ? "upstream unavailable; retry" : `upstream refused the session: ${r.error.message}`) };
+    }
+    return { ok: true, session: new RelaySession(r.link, clientProtocol, this.target.requestTimeoutMs, this) };
   }
 }

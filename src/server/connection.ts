@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { WebSocket } from "ws";
 import { claimsFromConnect, type Claims } from "../admission/claims.js";
 import { isBackendSecret } from "../admission/credentials/backend-credential.js";
@@ -68,6 +69,8 @@ function bootstrapTokenOf(claims: Claims, presented: PresentedSecrets): string |
  */
 export class Connection implements RouterContext {
   private state: State = "awaiting-connect";
+  /** When the connect request arrived (performance.now()), for the handshake histogram; 0 without metrics. */
+  private connectAt = 0;
   /** Until admitted or closed, the socket counts against its address's unauthenticated-socket budget. */
   private preauthHeld = true;
   private readonly nonce: string;
@@ -195,6 +198,7 @@ export class Connection implements RouterContext {
       return this.rejectAndClose(id, error);
     }
     this.state = "connecting";
+    if (this.rt.metrics) this.connectAt = performance.now();
     try {
       const pending = this.handshake(id, params);
       if (pending) pending.catch((e: unknown) => this.handshakeFailed(id, e));
@@ -216,6 +220,11 @@ export class Connection implements RouterContext {
   }
 
   private audit(claims: Claims | undefined, decision: AuditEntry["decision"], note?: string, requestId?: string): void {
+    const metrics = this.rt.metrics;
+    if (metrics) {
+      const code = decision.kind === "admit" ? "OK" : decision.kind === "pairing-required" ? "PAIRING_REQUIRED" : "error" in decision ? decision.error.detailCode : decision.code;
+      metrics.handshake(decision.kind, code, this.connectAt > 0 ? (performance.now() - this.connectAt) / 1000 : undefined);
+    }
     this.rt.audit({
       connId: this.connId,
       peer: this.peer,

@@ -33,33 +33,48 @@ export class FailedAuthLimiter {
     return entry.lockedUntil > now ? entry.lockedUntil - now : undefined;
   }
 
-  recordFailure(key: string): void {
+  /** Count a failure; true when it began a lockout. */
+  recordFailure(key: string): boolean {
     const now = this.clock.now();
     const entry = this.entries.get(key) ?? { failures: [], lockedUntil: 0 };
     this.entries.delete(key); // re-insert: Map order is recency
     entry.failures = entry.failures.filter((t) => now - t < this.options.windowMs);
     entry.failures.push(now);
+    let began = false;
     if (entry.failures.length >= this.options.maxFailures) {
+      began = entry.lockedUntil <= now;
       entry.lockedUntil = now + this.options.lockoutMs;
       entry.failures = [];
     }
     this.entries.set(key, entry);
     if (this.entries.size > this.options.maxKeys) this.evictOne(now);
+    return began;
+  }
+
+  /** Keys locked out now (for metrics; walks the table). */
+  lockedCount(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const e of this.entries.values()) if (e.lockedUntil > now) n++;
+    return n;
   }
 
   /**
    * Lock `key` until `untilMs` (never earlier than it already is): a lockout
    * decided elsewhere, from failures counted over every gateway instance.
+   * True when it began a lockout.
    */
-  lockUntil(key: string, untilMs: number): void {
+  lockUntil(key: string, untilMs: number): boolean {
     const now = this.clock.now();
-    if (untilMs <= now) return;
+    if (untilMs <= now) return false;
     const entry = this.entries.get(key) ?? { failures: [], lockedUntil: 0 };
+    const began = entry.lockedUntil <= now;
     this.entries.delete(key);
     entry.lockedUntil = Math.max(entry.lockedUntil, untilMs);
     entry.failures = [];
     this.entries.set(key, entry);
     if (this.entries.size > this.options.maxKeys) this.evictOne(now);
+    return began;
   }
 
   /**

@@ -26,6 +26,7 @@ import { ignoreError } from "./frame-io.js";
 import { GATEWAY_EVENTS, maySeePresence } from "./event-delivery.js";
 import { HelloOkWriter } from "./hello-ok.js";
 import { FailedAuthLimiter } from "./failed-auth-limiter.js";
+import { GatewayMetrics } from "./metrics.js";
 import { KeyedCounter } from "./ip-budget.js";
 import { createKeyCache } from "./key-cache.js";
 import type { RateLimitOptions, TransportLimits } from "./limits.js";
@@ -70,6 +71,8 @@ export interface GatewayOptions {
    * another instance could not reach them. Default 5000.
    */
   readonly storeOutageGraceMs?: number;
+  /** Keep Prometheus metrics (served by `listenMetrics` on a listener of their own). */
+  readonly metrics?: boolean;
 }
 
 const DEFAULT_STORE_OUTAGE_GRACE_MS = 5000;
@@ -124,6 +127,7 @@ export class Gateway implements GatewayRuntime {
   readonly limits: TransportLimits;
   readonly pairingLimits: PairingLimits;
   readonly limiter: FailedAuthLimiter;
+  readonly metrics: GatewayMetrics | undefined;
   readonly sessions: SessionRegistry;
   readonly methods = new MethodRegistry();
   readonly services: MethodServices;
@@ -155,7 +159,20 @@ export class Gateway implements GatewayRuntime {
   private readonly sockets = new LinkedList<WebSocket>();
 
   constructor(private readonly options: GatewayOptions) {
-    this.store = cacheDeviceReads(options.store);
+    this.metrics =
+      options.metrics === true
+        ? new GatewayMetrics({
+            connections: () => {
+              const sessions = this.sessions.counts().total;
+              return { sessions, unauthenticated: Math.max(0, this.openConnections - sessions) };
+            },
+            lockedKeys: () => this.limiter.lockedCount(),
+            ...(options.relay ? { upstreamSessions: () => options.relay?.openSessions ?? 0 } : {}),
+          })
+        : undefined;
+    const metrics = this.metrics;
+    this.store = cacheDeviceReads(options.store, undefined, metrics ? (operation, seconds) => metrics.store(operation, seconds) : undefined);
+    if (metrics && options.relay) options.relay.onError = (kind) => metrics.relayError(kind);
     this.clock = options.clock;
     this.random = options.random;
     this.logger = options.logger;
@@ -256,13 +273,13 @@ export class Gateway implements GatewayRuntime {
 
   /** Shared across instances when the store counts failures; the loopback budget stays this machine's own. */
   recordAuthFailure(limiterKey: string): void {
-    this.limiter.recordFailure(limiterKey);
+    if (this.limiter.recordFailure(limiterKey)) this.metrics?.lockout();
     const shared = this.options.store.lockouts;
     if (shared === undefined || limiterKey === "loopback") return;
     const { windowMs, maxFailures, lockoutMs } = this.options.rateLimit;
     shared.recordFailure(limiterKey, this.clock.now(), { windowMs, maxFailures, lockoutMs }).then(
       (untilMs) => {
-        if (untilMs !== undefined) this.limiter.lockUntil(limiterKey, untilMs);
+        if (untilMs !== undefined && this.limiter.lockUntil(limiterKey, untilMs)) this.metrics?.lockout();
       },
       (e: unknown) => this.logger.warn({ event: "shared-lockout-failed", err: e instanceof Error ? e.message : String(e) }, "could not count a failed authentication in the shared store"),
     );
@@ -280,7 +297,7 @@ export class Gateway implements GatewayRuntime {
     try {
       const now = this.clock.now();
       const until = await shared.lockedUntil(key, now);
-      if (until !== undefined) this.limiter.lockUntil(key, Math.min(until, now + this.options.rateLimit.lockoutMs));
+      if (until !== undefined && this.limiter.lockUntil(key, Math.min(until, now + this.options.rateLimit.lockoutMs))) this.metrics?.lockout();
     } catch (e) {
       this.logger.warn({ event: "shared-lockout-failed", err: e instanceof Error ? e.message : String(e) }, "could not read a shared lockout");
     }
@@ -560,9 +577,11 @@ export class Gateway implements GatewayRuntime {
   private async applyChange(change: ChangeRecord): Promise<void> {
     switch (change.kind) {
       case "pairing.requested":
+        this.metrics?.pairingRequest("requested");
         this.sessions.broadcast("device.pair.requested", pendingToWire(change.request), change.request.deviceId);
         return;
       case "pairing.resolved":
+        this.metrics?.pairingRequest(change.decision);
         if (change.decision === "expired") return;
         this.sessions.broadcast("device.pair.resolved", { requestId: change.requestId, deviceId: change.deviceId, decision: change.decision, ts: change.ts }, change.deviceId);
         return;

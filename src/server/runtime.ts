@@ -9,6 +9,7 @@ import type { IssuedToken } from "../pairing/effects.js";
 import type { PairingLimits } from "../pairing/limits.js";
 import type { DeviceReadCachingStore } from "../store/device-read-cache.js";
 import type { FailedAuthLimiter } from "./failed-auth-limiter.js";
+import type { GatewayMetrics } from "./metrics.js";
 import type { TransportLimits } from "./limits.js";
 import type { AuditLog } from "./audit.js";
 import type { Logger } from "./logger.js";
@@ -30,6 +31,8 @@ export interface GatewayRuntime {
   readonly limits: TransportLimits;
   readonly pairingLimits: PairingLimits;
   readonly limiter: FailedAuthLimiter;
+  /** Set when metrics are served (`metrics.port`). */
+  readonly metrics: GatewayMetrics | undefined;
   readonly sessions: SessionRegistry;
   /** Revocations applied lately, for handshakes that decided before them. */
   readonly revocations: RecentRevocations;

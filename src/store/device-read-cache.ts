@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { setBounded } from "../bounded-map.js";
 import type { PairedDeviceRecord } from "./records.js";
 import type { Store } from "./store.js";
@@ -47,7 +48,12 @@ function deepFreeze<T>(value: T): T {
  * frozen: the store promises that callers cannot change what it holds, and a
  * shared record keeps that promise by refusing changes rather than copying.
  */
-export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE_ENTRIES): DeviceReadCachingStore {
+export function cacheDeviceReads(
+  store: Store,
+  maxEntries = DEFAULT_DEVICE_CACHE_ENTRIES,
+  /** Told how long each transaction, and each device read not served from memory, took (metrics). */
+  observe?: (operation: "transact" | "read", seconds: number) => void,
+): DeviceReadCachingStore {
   const records = new Map<string, PairedDeviceRecord>();
   let generation = 0;
   let closed = false;
@@ -68,7 +74,9 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
       const hit = records.get(deviceId);
       if (hit) return hit;
       const readIn = generation;
+      const started = observe ? performance.now() : 0;
       const record = await store.getPairedDevice(deviceId);
+      if (observe) observe("read", (performance.now() - started) / 1000);
       if (!record || readIn !== generation) return record;
       const frozen = deepFreeze(record);
       setBounded(records, deviceId, frozen, maxEntries);
@@ -93,6 +101,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
     lost: () => store.lost(),
     damage: () => store.damage(),
     async transact(fn, opts) {
+      const started = observe ? performance.now() : 0;
       try {
         // Dropped before the commit too: a read between the commit and this
         // caller resuming then goes to the store instead of the cache.
@@ -103,6 +112,7 @@ export function cacheDeviceReads(store: Store, maxEntries = DEFAULT_DEVICE_CACHE
         }, opts);
       } finally {
         invalidate();
+        if (observe) observe("transact", (performance.now() - started) / 1000);
       }
     },
     async close() {
