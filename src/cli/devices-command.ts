@@ -9,7 +9,7 @@ import { isKnownScope, isRole, type Scope } from "../protocol/enums.js";
 import type { Result } from "../result.js";
 import { pairedToWire, pendingToWire } from "../methods/wire-records.js";
 import { CliError, withAdminReader, withAdminStore } from "./admin-store.js";
-import { ago, printJson, short, table } from "./output.js";
+import { ago, inTime, printJson, short, table } from "./output.js";
 import { resolveId } from "./resolve-id.js";
 import { VERIFICATION_CODE_DIGITS, isVerificationCode, verificationCode } from "../pairing/verification-code.js";
 import type { StateDirOption } from "./state-dir-option.js";
@@ -49,7 +49,7 @@ export function devicesCommand(opts: StateDirOption): Command {
         if (pending.length > 0) {
           process.stdout.write(
             table(
-              ["REQUEST", "CODE", "DEVICE", "NAME", "CLIENT", "ROLE", "SCOPES", "REASON", "FROM", "AGE"],
+              ["REQUEST", "CODE", "DEVICE", "NAME", "CLIENT", "ROLE", "SCOPES", "REASON", "FROM", "AGE", "EXPIRES"],
               pending.map((p) => [
                 p.requestId,
                 verificationCode(p),
@@ -61,6 +61,7 @@ export function devicesCommand(opts: StateDirOption): Command {
                 p.reason,
                 p.remoteIp ?? p.requesterIp,
                 ago(p.ts, now),
+                inTime(p.expiresAtMs, now),
               ]),
             ) + "\n",
           );

@@ -19,6 +19,16 @@ export function ago(ms: number | undefined, now: number): string {
   return `${Math.round(s / 86400)}d ago`;
 }
 
+/** How long until `ms` ("in 4m"), or "now" once it has passed. */
+export function inTime(ms: number, now: number): string {
+  const s = Math.round((ms - now) / 1000);
+  if (s <= 0) return "now";
+  if (s < 60) return `in ${s}s`;
+  if (s < 3600) return `in ${Math.round(s / 60)}m`;
+  if (s < 86400) return `in ${Math.round(s / 3600)}h`;
+  return `in ${Math.round(s / 86400)}d`;
+}
+
 export function short(id: string, n = 12): string {
   return id.length > n ? id.slice(0, n) + "…" : id;
 }

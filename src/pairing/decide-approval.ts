@@ -5,7 +5,7 @@ import { err, ok, type Result } from "../result.js";
 import type { DeviceMetadata, PairedDeviceRecord, PendingRequestRecord } from "../store/records.js";
 import { lackingToGrant, isSelf, mayActOn, type Actor } from "./actor.js";
 import type { Effect, Plan } from "./effects.js";
-import { denied, missingScope, unknownRequest } from "./errors.js";
+import { denied, missingScope, requestExpired, unknownRequest } from "./errors.js";
 import { roleGrant, setRoleGrant } from "./role-grant.js";
 
 /** Facts an approval or rejection is decided on, read in the transaction that carries it out. */
@@ -32,10 +32,16 @@ function metadataOf(m: DeviceMetadata): DeviceMetadata {
   return out;
 }
 
-/** The request the actor may see, live: anything else is answered alike (unknown), so ids are no oracle. */
+/**
+ * The request the actor may see, live. One the actor may not act on is
+ * answered like one that does not exist, so ids are no oracle; one it may
+ * act on but that has expired says so.
+ */
 function visibleRequest(facts: ApprovalFacts, actor: Actor): Result<PendingRequestRecord> {
   const { pending } = facts;
-  if (!pending || pending.expiresAtMs <= facts.nowMs || !mayActOn(actor, pending.deviceId)) return err(unknownRequest());
+  if (!pending || !mayActOn(actor, pending.deviceId)) return err(unknownRequest());
+  // Said as it is to whoever may act on it: an expired request is not "unknown".
+  if (pending.expiresAtMs <= facts.nowMs) return err(requestExpired(pending.expiresAtMs));
   return ok(pending);
 }
 

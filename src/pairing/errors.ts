@@ -2,7 +2,10 @@ import { GatewayError, invalidRequest } from "../protocol/gateway-error.js";
 
 // Method-level errors of the pairing state machine (spec §9.5 messages).
 
-export const unknownRequest = (): GatewayError => invalidRequest("NOT_FOUND", "unknown requestId");
+export const unknownRequest = (): GatewayError =>
+  invalidRequest("NOT_FOUND", "unknown requestId (never made, already approved or rejected, or expired and cleared; `devices list` shows what is pending)");
+export const requestExpired = (expiresAtMs: number): GatewayError =>
+  invalidRequest("REQUEST_EXPIRED", `the request expired at ${new Date(expiresAtMs).toISOString()}; the device asks again when it next connects`);
 export const unknownDevice = (): GatewayError => invalidRequest("NOT_FOUND", "unknown deviceId");
 export const unknownDeviceRole = (): GatewayError => invalidRequest("NOT_FOUND", "unknown deviceId/role");
 export const denied = (what: string): GatewayError => invalidRequest("FORBIDDEN", what);

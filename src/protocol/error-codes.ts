@@ -48,6 +48,8 @@ export const DETAIL_CODES = [
   "UNAUTHORIZED_ROLE",
   "TOO_MANY_PENDING_REQUESTS",
   "NOT_FOUND",
+  // a pairing request the actor may act on, past its expiry (gatewarden's own: upstream says "unknown requestId")
+  "REQUEST_EXPIRED",
   "FORBIDDEN",
   "INTERNAL",
   // upstream mode: the OpenClaw gateway behind gatewarden did not give this session an upstream session

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { BIN, startGatewayProcess } from "../support/gateway-process.js";
 import { TestClient } from "../support/protocol-client.js";
+import { createTestDevice } from "../support/device.js";
+import { delay, detailCode, openConnect, SecretLedger } from "../support/adversarial.js";
 
 // The first minutes of a new user, tried as one would: each mistake gets one
 // clear line and a non-zero exit, never a stack trace, and leaves nothing
@@ -101,6 +103,31 @@ describe("first run: mistakes a new user makes", () => {
       const decoded = JSON.parse(Buffer.from(setupCode, "base64url").toString("utf8")) as { url: string };
       assert.equal(decoded.url, `ws://127.0.0.1:${gw.port}`);
       assert.notEqual(gw.port, 18789);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it("devices list shows when each request expires; approving an expired request says it expired, and approving one twice says what an unknown id may mean", async () => {
+    const gw = await startGatewayProcess({ env: { GATEWARDEN_TOKEN: "first-run-expiry-token-0123456789" }, config: { pairing: { pendingTtlMs: 1500 } } });
+    try {
+      const ledger = new SecretLedger();
+      const requestOf = async (): Promise<string> => {
+        const r = await openConnect(gw, { device: createTestDevice(), scopes: ["operator.read"], auth: { token: gw.token! } }, ledger);
+        assert.equal(detailCode(r.reply), "PAIRING_REQUIRED");
+        return r.reply.error?.details?.requestId as string;
+      };
+      const late = await requestOf();
+      const listed = gw.cli(["devices", "list"]);
+      assert.match(listed.stdout, /EXPIRES/);
+      assert.match(listed.stdout, /in [12]s/);
+      await delay(1700);
+      const expired = gw.cli(["devices", "approve", late]);
+      assertOneLine({ code: expired.code, stdout: expired.stdout, stderr: expired.stderr }, /^gatewarden: the request expired at \d{4}-\d\d-\d\dT[\d:.]+Z; the device asks again when it next connects/, 1);
+      const twice = await requestOf();
+      assert.equal(gw.cli(["devices", "approve", twice]).code, 0);
+      const again = gw.cli(["devices", "approve", twice]);
+      assertOneLine({ code: again.code, stdout: again.stdout, stderr: again.stderr }, /^gatewarden: unknown request: \S+ \(never made, already approved or rejected, or expired and cleared/, 1);
     } finally {
       await gw.stop();
     }
