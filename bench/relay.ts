@@ -11,6 +11,7 @@ import { compatTarget, unavailableReason } from "../test/compat/openclaw-cli.js"
 import { BIN, startGatewayProcess, type GatewayProcess } from "../test/support/gateway-process.js";
 import { pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../test/support/openclaw-upstream.js";
 import { LatencyRecorder } from "./lib/stats.js";
+import { writeBenchmarksBlock } from "./lib/benchmarks-block.js";
 
 // `npm run bench:relay [-- --quick] [--upstream 2026.9.6]`: the cost of
 // gatewarden in front of a real OpenClaw gateway, side by side in one run.
@@ -21,9 +22,6 @@ import { LatencyRecorder } from "./lib/stats.js";
 // Writes bench/relay-results.md and its block in BENCHMARKS.md.
 
 const ROOT = resolve(fileURLToPath(new URL("../../", import.meta.url)));
-const RESULTS = join(ROOT, "bench", "relay-results.md");
-const BLOCK_START = "<!-- relay-bench:start -->";
-const BLOCK_END = "<!-- relay-bench:end -->";
 
 interface Session {
   request(method: string): Promise<boolean>;
@@ -146,19 +144,10 @@ function render(f: Figures, meta: { upstream: string; quick: boolean; seconds: n
 }
 
 function writeBlock(section: string): void {
-  writeFileSync(RESULTS, section);
-  const path = join(ROOT, "BENCHMARKS.md");
-  const text = existsSync(path) ? readFileSync(path, "utf8") : "";
-  const block = `${BLOCK_START}\n${section}${BLOCK_END}\n`;
-  const start = text.indexOf(BLOCK_START);
-  const end = text.indexOf(BLOCK_END);
-  let next: string;
-  if (start >= 0 && end > start) next = text.slice(0, start) + block + text.slice(end + BLOCK_END.length + 1);
-  else {
+  writeBenchmarksBlock(ROOT, "relay-results.md", "relay-bench", section, (text) => {
     const at = text.indexOf("## What moved each figure");
-    next = at >= 0 ? `${text.slice(0, at)}${block}\n${text.slice(at)}` : `${text}\n${block}`;
-  }
-  writeFileSync(path, next);
+    return at >= 0 ? at : undefined;
+  });
 }
 
 async function main(): Promise<void> {
@@ -222,7 +211,7 @@ async function main(): Promise<void> {
     sessions.gatewarden.close();
     const section = render(figures, { upstream: version, quick, seconds: (performance.now() - started) / 1000 });
     writeBlock(section);
-    process.stdout.write(`\n${section}\n[bench:relay] wrote ${RESULTS} and its block in BENCHMARKS.md\n`);
+    process.stdout.write(`\n${section}\n[bench:relay] wrote bench/relay-results.md and its block in BENCHMARKS.md\n`);
   } finally {
     await gw?.stop();
     await upstream?.stop();

@@ -303,10 +303,12 @@ async function main(): Promise<void> {
       setupNotes,
     });
     const findings = join(ROOT, "bench", "findings.md");
-    // The relay figures come from `npm run bench:relay` (bench/relay.ts), kept between its markers.
-    const relay = join(ROOT, "bench", "relay-results.md");
-    const relayBlock = existsSync(relay) ? `\n<!-- relay-bench:start -->\n${readFileSync(relay, "utf8")}<!-- relay-bench:end -->\n` : "";
-    const text = report + relayBlock + (existsSync(findings) ? "\n" + readFileSync(findings, "utf8") : "");
+    // The relay and PostgreSQL figures come from `npm run bench:relay` and `bench:postgres`, kept between their markers.
+    const block = (name: string, marker: string): string => {
+      const file = join(ROOT, "bench", name);
+      return existsSync(file) ? `\n<!-- ${marker}:start -->\n${readFileSync(file, "utf8")}<!-- ${marker}:end -->\n` : "";
+    };
+    const text = report + block("relay-results.md", "relay-bench") + block("postgres-results.md", "postgres-bench") + (existsSync(findings) ? "\n" + readFileSync(findings, "utf8") : "");
     writeFileSync(opts.out, text);
     process.stdout.write("\n" + report + "\n");
     say(`wrote ${opts.out} in ${totalSeconds.toFixed(0)} s`);

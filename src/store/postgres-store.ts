@@ -295,11 +295,15 @@ function makeReader(db: () => Queryable, check: () => void, fail: (e: unknown) =
   };
 }
 
-function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => never): StoreWriter {
+/** `wrote()` tells whether any statement changed a row (a transaction that changed none is not announced). */
+function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => never): StoreWriter & { wrote(): boolean } {
+  let changed = false;
   const run = async (sql: string, params: unknown[]): Promise<number> => {
     check();
     try {
-      return (await client.query(sql, params)).rowCount ?? 0;
+      const n = (await client.query(sql, params)).rowCount ?? 0;
+      if (n > 0) changed = true;
+      return n;
     } catch (e) {
       return fail(e);
     }
@@ -361,6 +365,7 @@ function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => 
       check();
       try {
         const res = await client.query<PendingRow>("DELETE FROM pending_requests WHERE expires_at_ms <= $1 RETURNING *", [nowMs]);
+        if (res.rows.length > 0) changed = true;
         return res.rows.map(decodePending).sort((a, b) => b.ts - a.ts || (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0));
       } catch (e) {
         return fail(e);
@@ -413,6 +418,7 @@ function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => 
     async pruneChanges(beforeMs) {
       return run("DELETE FROM changes WHERE ts < $1", [beforeMs]);
     },
+    wrote: () => changed,
   };
 }
 
@@ -713,9 +719,13 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
           );
           try {
             const result = await fn(tx);
-            // Every commit is announced: other instances drop what they cached.
-            await client.query("UPDATE commit_counter SET n = n + 1");
-            await client.query(`NOTIFY ${COMMIT_CHANNEL}`);
+            // Every commit that changed something is announced: other instances drop what
+            // they cached. One that changed nothing (housekeeping with nothing to clear,
+            // every 30 s on every instance) would only empty every instance's cache.
+            if (tx.wrote()) {
+              await client.query("UPDATE commit_counter SET n = n + 1");
+              await client.query(`NOTIFY ${COMMIT_CHANNEL}`);
+            }
             await client.query("COMMIT");
             return result;
           } catch (e) {

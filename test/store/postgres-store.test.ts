@@ -71,6 +71,29 @@ describe("postgres store (schema, notices, shared lockouts, outages)", () => {
     }
   });
 
+  it("a transaction that changes nothing (housekeeping with nothing to clear) is not announced, so no instance drops its cache for it", async () => {
+    const url = await pgServer().createDatabase();
+    const a = await openPostgresStore({ url });
+    const b = await openPostgresStore({ url, listen: true });
+    try {
+      const notices: StoreNotice[] = [];
+      b.notices?.subscribe((n) => notices.push(n));
+      const marker = await b.commitMarker();
+      await a.transact(async (tx) => {
+        await tx.deleteExpiredPending(1_000);
+        await tx.deleteStaleBootstrap(1_000);
+        await tx.pruneChanges(1_000);
+      });
+      await a.transact(async (tx) => tx.setSetting("k", "v"));
+      await waitFor(notices, "commit");
+      assert.equal(notices.filter((n) => n.kind === "commit").length, 1, "only the transaction that wrote is announced");
+      assert.equal(await b.commitMarker(), marker + 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("failures counted on two instances share one budget, and the lockout is pushed to every listener", async () => {
     const url = await pgServer().createDatabase();
     const a = await openPostgresStore({ url, listen: true });

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { freePort } from "./free-port.js";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,21 @@ export interface PostgresServer {
   start(): Promise<void>;
   /** Stop it and remove the cluster. */
   destroy(): Promise<void>;
+  /** The server settings it was started with, for reports. */
+  readonly settings: string;
+  /** The server's log file. */
+  readonly logFile: string;
+  /** The postmaster's process id (its children are the backends). */
+  postmasterPid(): number;
+}
+
+export interface PostgresOptions {
+  /**
+   * The server's durability defaults (fsync, synchronous_commit and
+   * full_page_writes on), so a commit waits for its WAL to reach the disk as
+   * in production: for benchmarks. Tests leave them off.
+   */
+  readonly durable?: boolean;
 }
 
 const USER = "gatewarden";
@@ -58,7 +73,7 @@ function run(bin: string, args: readonly string[]): void {
   }
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const base = mkdtempSync(join(tmpdir(), "gatewarden-pg-"));
   const dataDir = join(base, "data");
@@ -71,15 +86,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   run(join(bin, "initdb"), ["-D", dataDir, "-U", USER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"]);
   run("/bin/mkdir", ["-m", "0700", socketDir]);
   const port = await freePort();
-  const options = [
-    `-c listen_addresses=127.0.0.1`,
-    `-c port=${port}`,
-    `-c unix_socket_directories=${socketDir}`,
-    "-c fsync=off",
-    "-c synchronous_commit=off",
-    "-c full_page_writes=off",
-    "-c max_connections=200",
-  ].join(" ");
+  const settings = [...(opts.durable === true ? ["fsync=on", "synchronous_commit=on", "full_page_writes=on"] : ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]), "max_connections=200"];
+  const options = [`-c listen_addresses=127.0.0.1`, `-c port=${port}`, `-c unix_socket_directories=${socketDir}`, ...settings.map((o) => `-c ${o}`)].join(" ");
   const pgCtl = join(bin, "pg_ctl");
   const start = async (): Promise<void> => {
     run(pgCtl, ["-D", dataDir, "-l", logFile, "-o", options, "-w", "-t", "30", "start"]);
@@ -94,6 +102,9 @@ export async function startPostgres(): Promise<PostgresServer> {
     port,
     dataDir,
     url,
+    settings: settings.join(", "),
+    logFile,
+    postmasterPid: () => Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n", 1)[0]),
     async createDatabase(name) {
       const db = name ?? `t${process.pid}_${++seq}_${Date.now().toString(36)}`;
       const client = new pg.Client({ connectionString: url("postgres") });

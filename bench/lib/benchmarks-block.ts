@@ -1,0 +1,26 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * Write a benchmark's section to bench/<name>-results.md and between its
+ * markers in BENCHMARKS.md (`<!-- <marker>:start -->` … `:end -->`), replacing
+ * the previous one; a first section goes where `place` finds its spot (an
+ * index into the text), or at the end.
+ */
+export function writeBenchmarksBlock(root: string, resultsFile: string, marker: string, section: string, place: (text: string) => number | undefined): void {
+  writeFileSync(join(root, "bench", resultsFile), section);
+  const path = join(root, "BENCHMARKS.md");
+  const text = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const startMarker = `<!-- ${marker}:start -->`;
+  const endMarker = `<!-- ${marker}:end -->`;
+  const block = `${startMarker}\n${section}${endMarker}\n`;
+  const start = text.indexOf(startMarker);
+  const end = text.indexOf(endMarker);
+  let next: string;
+  if (start >= 0 && end > start) next = text.slice(0, start) + block + text.slice(end + endMarker.length + 1);
+  else {
+    const at = place(text);
+    next = at === undefined ? `${text}\n${block}` : `${text.slice(0, at)}\n${block}${text.slice(at)}`;
+  }
+  writeFileSync(path, next);
+}
