@@ -11,6 +11,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    /** Stable, for `--json` output: a protocol `details.code` where one applies, else CLI_USAGE / CLI_ERROR. */
+    readonly code: string = exitCode === 2 ? "CLI_USAGE" : "CLI_ERROR",
   ) {
     super(message);
   }

@@ -18,7 +18,7 @@ export function backendsCommand(opts: StateDirOption): Command {
     .action((name: string, o: { scopes?: string[]; json?: boolean }) =>
       withAdminStore(opts, async (store) => {
         const r = await addBackend(store, { name, scopes: parseScopes(o.scopes) ?? [] }, { nowMs: systemClock.now(), random: systemRandom });
-        if (!r.ok) throw new CliError(r.error.message);
+        if (!r.ok) throw new CliError(r.error.message, 1, r.error.detailCode);
         const { backend, secret } = r.value;
         if (o.json) return printJson({ id: backend.id, name: backend.name, scopes: backend.scopes, secret });
         process.stdout.write(
@@ -54,7 +54,7 @@ export function backendsCommand(opts: StateDirOption): Command {
     .action((name: string, o: { json?: boolean }) =>
       withAdminStore(opts, async (store) => {
         const r = await revokeBackend(store, name, systemClock.now());
-        if (!r.ok) throw new CliError(r.error.message);
+        if (!r.ok) throw new CliError(r.error.message, 1, r.error.detailCode);
         if (o.json) return printJson({ name: r.value.backend.name, revokedAtMs: r.value.backend.revokedAtMs });
         process.stdout.write(`revoked backend ${name}\n`);
       }),

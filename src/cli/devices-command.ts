@@ -16,7 +16,7 @@ import type { StateDirOption } from "./state-dir-option.js";
 
 
 function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new CliError(r.error.message);
+  if (!r.ok) throw new CliError(r.error.message, 1, r.error.detailCode);
   return r.value;
 }
 
@@ -175,9 +175,12 @@ export function devicesCommand(opts: StateDirOption): Command {
     .action((o: { device: string; role: string; json?: boolean }) =>
       withAdminStore(opts, async (store) => {
         const id = resolveId("device", o.device, (await store.listPairedDevices()).map((d) => d.deviceId));
-        const r = unwrap(await revokeDeviceToken(store, { deviceId: id, role: parseRole(o.role) }, OWNER, systemClock.now()));
+        const now = systemClock.now();
+        const r = unwrap(await revokeDeviceToken(store, { deviceId: id, role: parseRole(o.role) }, OWNER, now));
         if (o.json) return printJson(r);
-        process.stdout.write(`revoked ${r.role} token of ${r.deviceId}\n`);
+        process.stdout.write(
+          r.revokedAtMs < now ? `the ${r.role} token of ${r.deviceId} was already revoked (${new Date(r.revokedAtMs).toISOString()}); nothing changed\n` : `revoked ${r.role} token of ${r.deviceId}\n`,
+        );
       }),
     );
 

@@ -87,19 +87,37 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that went away (`gatewarden devices list | head -1`) is not an
+ * error: stop writing, exit quietly, as the standard tools do.
+ */
+function quietOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+}
+
+/** One failure, said once: a line on stderr, or with --json a JSON object on stdout (what a script reads). */
+function report(message: string, code: string, exitCode: number, json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+  else process.stderr.write(`gatewarden: ${message}\n`);
+  process.exitCode = exitCode;
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
+  quietOnClosedPipe();
+  const json = argv.includes("--json");
   try {
     await buildProgram().parseAsync([...argv]);
   } catch (e) {
-    if (e instanceof CliError || e instanceof ConfigError) {
-      process.stderr.write(`gatewarden: ${e.message}\n`);
-      process.exitCode = e instanceof CliError ? e.exitCode : 2;
-      return;
-    }
+    if (e instanceof CliError) return report(e.message, e.code, e.exitCode, json);
+    if (e instanceof ConfigError) return report(e.message, "CONFIG_INVALID", 2, json);
     // Anything else (a full disk, a locked or damaged store) in one line, never a stack trace.
     const code = (e as { code?: unknown } | null)?.code;
     const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`gatewarden: ${message.split("\n")[0]}${typeof code === "string" && !message.includes(code) ? ` (${code})` : ""}\n`);
-    process.exitCode = 1;
+    report(`${message.split("\n")[0]}${typeof code === "string" && !message.includes(code) ? ` (${code})` : ""}`, typeof code === "string" ? code : "ERROR", 1, json);
   }
 }

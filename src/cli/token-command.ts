@@ -52,7 +52,7 @@ export function tokenCommand(opts: StateDirOption): Command {
           { roles: o.roles.split(",").map((s) => s.trim()), scopes: parseScopes(o.scopes) ?? ["operator.read"], ttlMs: parseDuration(o.ttl) },
           { nowMs: systemClock.now(), random: systemRandom },
         );
-        if (!r.ok) throw new CliError(r.error.message);
+        if (!r.ok) throw new CliError(r.error.message, 1, r.error.detailCode);
         const { token, record } = r.value;
         const code = setupCode(url, token);
         if (o.json) return printJson({ token, setupCode: code, roles: record.roles, scopes: record.scopes, expiresAtMs: record.expiresAtMs });

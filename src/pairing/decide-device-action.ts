@@ -36,14 +36,20 @@ export function decideRotation(
   actor: Actor,
   params: { readonly deviceId: string; readonly role: Role; readonly scopes?: readonly Scope[] },
 ): Result<Plan<Rotated>> {
-  const rotationDenied = err(denied("device token rotation denied"));
+  // "device token rotation denied" as upstream says it; to an actor that may act on the device, also why.
+  const rotationDenied = (why?: string) => err(denied(why === undefined ? "device token rotation denied" : `device token rotation denied: ${why}`));
   const { device } = facts;
-  if (!device || !mayActOn(actor, device.deviceId)) return rotationDenied;
+  if (!device || !mayActOn(actor, device.deviceId)) return rotationDenied();
   const grant = roleGrant(device, params.role);
-  if (!grant || grant.revoked) return rotationDenied;
+  if (!grant) return rotationDenied(`the device has no ${params.role} role (it has ${device.roles.join(", ") || "none"})`);
+  if (grant.revoked) return rotationDenied(`its ${params.role} token is revoked; only an approval of a new pairing request restores it`);
   const scopes = normalizeScopes(params.scopes ?? grant.scopes);
-  if (!scopes.every((s) => scopeFitsRole(s, params.role)) || !scopesWithin(scopes, grant.scopes)) return rotationDenied;
-  if (lackingToGrant(actor, params.role, scopes, false) !== undefined) return rotationDenied;
+  const beyond = scopes.find((s) => !scopeFitsRole(s, params.role) || !scopesWithin([s], grant.scopes));
+  if (beyond !== undefined) {
+    return rotationDenied(`${beyond} is not within the role's grant (${grant.scopes.join(", ") || "no scopes"}); a rotation keeps or narrows, never widens`);
+  }
+  const lacking = lackingToGrant(actor, params.role, scopes, false);
+  if (lacking !== undefined) return rotationDenied(`the token would carry ${lacking}, which you cannot grant`);
   const { deviceId } = device;
   const effects: Effect[] = [
     // The grant narrows with the token: a shared secret and the device key then admit no more than the token does.
@@ -64,8 +70,13 @@ export function decideRevocation(
   params: { readonly deviceId: string; readonly role: Role },
 ): Result<Plan<{ deviceId: string; role: Role; revokedAtMs: number }>> {
   const { device } = facts;
-  if (!device || !mayActOn(actor, device.deviceId) || roleGrant(device, params.role) === undefined) return err(unknownDeviceRole());
+  if (!device || !mayActOn(actor, device.deviceId)) return err(unknownDeviceRole());
+  const grant = roleGrant(device, params.role);
+  if (grant === undefined) return err(unknownDeviceRole(`the device has no ${params.role} role (it has ${device.roles.join(", ") || "none"})`));
   const { deviceId } = device;
+  // Already revoked: nothing to do, and the time it was revoked stays the one reported.
+  const revokedAtMs = device.tokens[params.role]?.revokedAtMs;
+  if (grant.revoked && revokedAtMs !== undefined) return ok({ effects: [], reply: () => ({ deviceId, role: params.role, revokedAtMs }) });
   const effects: Effect[] = [
     { kind: "put-device", device: setRoleGrant(device, params.role, { kind: "revoke" }, facts.nowMs) },
     { kind: "record-change", change: { kind: "device.token.changed", deviceId, role: params.role, change: "revoked" } },

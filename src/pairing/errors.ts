@@ -7,7 +7,7 @@ export const unknownRequest = (): GatewayError =>
 export const requestExpired = (expiresAtMs: number): GatewayError =>
   invalidRequest("REQUEST_EXPIRED", `the request expired at ${new Date(expiresAtMs).toISOString()}; the device asks again when it next connects`);
 export const unknownDevice = (): GatewayError => invalidRequest("NOT_FOUND", "unknown deviceId");
-export const unknownDeviceRole = (): GatewayError => invalidRequest("NOT_FOUND", "unknown deviceId/role");
+export const unknownDeviceRole = (why?: string): GatewayError => invalidRequest("NOT_FOUND", why === undefined ? "unknown deviceId/role" : `unknown deviceId/role: ${why}`);
 export const denied = (what: string): GatewayError => invalidRequest("FORBIDDEN", what);
 export const missingScope = (scope: string): GatewayError => invalidRequest("MISSING_SCOPE", `missing scope: ${scope}`, { scope });
 

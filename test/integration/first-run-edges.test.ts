@@ -8,7 +8,8 @@ import { after, describe, it } from "node:test";
 import { BIN, startGatewayProcess } from "../support/gateway-process.js";
 import { TestClient } from "../support/protocol-client.js";
 import { createTestDevice } from "../support/device.js";
-import { delay, detailCode, openConnect, SecretLedger } from "../support/adversarial.js";
+import { delay, detailCode, openConnect, pairDevice, SecretLedger } from "../support/adversarial.js";
+import { openSqliteStore } from "../../src/store/sqlite-store.js";
 
 // The first minutes of a new user, tried as one would: each mistake gets one
 // clear line and a non-zero exit, never a stack trace, and leaves nothing
@@ -128,6 +129,56 @@ describe("first run: mistakes a new user makes", () => {
       assert.equal(gw.cli(["devices", "approve", twice]).code, 0);
       const again = gw.cli(["devices", "approve", twice]);
       assertOneLine({ code: again.code, stdout: again.stdout, stderr: again.stderr }, /^gatewarden: unknown request: \S+ \(never made, already approved or rejected, or expired and cleared/, 1);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it("a listing piped into a reader that stops early (| head -1) ends quietly with exit 0, no EPIPE stack trace", async () => {
+    const dir = stateDir();
+    const store = openSqliteStore({ path: join(dir, "gatewarden.sqlite") });
+    try {
+      await store.transact(async (tx) => {
+        for (let i = 0; i < 3000; i++) {
+          await tx.putBackend({ id: `b${i}`, name: `backend-with-a-long-name-${i}`, secretHash: i.toString(16).padStart(64, "0"), scopes: ["operator.read"], createdAtMs: 1 });
+        }
+      });
+    } finally {
+      await store.close();
+    }
+    // A real shell pipeline: the reader exits after one line and the writer's next write meets a closed pipe.
+    const r = spawnSync("bash", ["-c", `"$0" "$1" --state-dir "$2" backends list | head -1; echo "status \${PIPESTATUS[0]}" >&2`, process.execPath, BIN, dir], { encoding: "utf8", timeout: 30_000 });
+    assert.match(r.stdout, /^NAME\s+SCOPES/);
+    assert.equal(r.stderr, "status 0\n", "no EPIPE stack trace, exit 0");
+  });
+
+  it("with --json a failure is one JSON object on stdout with a stable code; revoking twice says it was already revoked; a refused rotation says why", async () => {
+    const gw = await startGatewayProcess({ env: { GATEWARDEN_TOKEN: "first-run-json-token-0123456789" } });
+    try {
+      const missing = gw.cli(["devices", "approve", "nosuchrequest", "--json"]);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, "");
+      const parsed = JSON.parse(missing.stdout) as { error: { code: string; message: string } };
+      assert.equal(parsed.error.code, "CLI_ERROR");
+      assert.match(parsed.error.message, /^unknown request: nosuchrequest/);
+
+      const ledger = new SecretLedger();
+      const device = createTestDevice();
+      await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
+      const first = gw.cli(["devices", "revoke", "--device", device.id, "--role", "operator"]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stdout, /^revoked operator token/);
+      const second = gw.cli(["devices", "revoke", "--device", device.id, "--role", "operator"]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /was already revoked \(\d{4}-.*\); nothing changed/);
+
+      const rotate = gw.cli(["devices", "rotate", "--device", device.id, "--role", "operator", "--json"]);
+      assert.equal(rotate.code, 1);
+      const refused = JSON.parse(rotate.stdout) as { error: { code: string; message: string } };
+      assert.equal(refused.error.code, "FORBIDDEN");
+      assert.match(refused.error.message, /^device token rotation denied: its operator token is revoked; only an approval/);
+      const node = gw.cli(["devices", "revoke", "--device", device.id, "--role", "node"]);
+      assert.match(node.stderr, /unknown deviceId\/role: the device has no node role \(it has operator\)/);
     } finally {
       await gw.stop();
     }
