@@ -33,7 +33,7 @@ export async function pairDevices(root: string, client: LoadClient, gw: ServerHa
     [0, 1].map(async () => {
       while (next < requestIds.length) {
         const id = requestIds[next++] as string;
-        const r = await gatewardenCli(root, stateDir, ["devices", "approve", id]);
+        const r = await gatewardenCli(root, stateDir, ["devices", "approve", "--yes", id]);
         if (r.code !== 0) throw new Error(`devices approve ${id} failed: ${r.stderr}`);
       }
     }),

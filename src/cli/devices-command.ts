@@ -1,3 +1,4 @@
+import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import { systemClock, systemRandom } from "../clock.js";
 import { approvePairing, rejectPairing } from "../pairing/approve.js";
@@ -13,11 +14,34 @@ import { ago, inTime, printJson, short, table } from "./output.js";
 import { resolveId } from "./resolve-id.js";
 import { VERIFICATION_CODE_DIGITS, isVerificationCode, verificationCode } from "../pairing/verification-code.js";
 import type { StateDirOption } from "./state-dir-option.js";
+import type { PendingRequestRecord } from "../store/records.js";
 
 
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new CliError(r.error.message, 1, r.error.detailCode);
   return r.value;
+}
+
+/**
+ * operator.admin is full control of the gateway: it is approved only after a
+ * look at who asks. From a terminal: a preview and a question; otherwise
+ * (a script) only with --yes.
+ */
+async function confirmAdmin(request: PendingRequestRecord): Promise<void> {
+  const who =
+    `device ${short(request.deviceId)} "${terminalSafe(request.displayName ?? "unnamed")}" (${terminalSafe(`${request.clientId ?? "-"}/${request.clientMode ?? "-"}`)} on ${terminalSafe(request.platform ?? "-")}) ` +
+    `from ${terminalSafe(request.remoteIp ?? request.requesterIp)}, verification code ${verificationCode(request)}`;
+  const asks = `request ${request.requestId} asks for operator.admin (full control of this gateway)`;
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
+    throw new CliError(`${asks} for ${who}: check it (devices list), then approve with --yes, or grant less with --scopes`);
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${asks}:\n  ${who}\n  scopes asked: ${request.scopes.join(", ")}\nApprove operator.admin for this device? [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new CliError("not approved");
+  } finally {
+    rl.close();
+  }
 }
 
 function parseRole(role: string) {
@@ -95,8 +119,9 @@ export function devicesCommand(opts: StateDirOption): Command {
     .argument("<requestId>", "request id (or a unique prefix of 6+ characters)")
     .option("--code <digits>", "the verification code the device shows: refuse to approve if it differs")
     .option("--scopes <list...>", "approve only these of the requested scopes (comma-separated)")
+    .option("--yes", "approve a request for operator.admin without asking (needed when not run from a terminal)")
     .option("--json", "print JSON")
-    .action((requestId: string, o: { json?: boolean; code?: string; scopes?: string[] }) =>
+    .action((requestId: string, o: { json?: boolean; code?: string; scopes?: string[]; yes?: boolean }) =>
       withAdminStore(opts, async (store) => {
         if (o.code !== undefined && !isVerificationCode(o.code)) throw new CliError(`--code takes the ${VERIFICATION_CODE_DIGITS} digits the device shows`);
         const pendingRequests = await store.listPendingRequests();
@@ -105,7 +130,11 @@ export function devicesCommand(opts: StateDirOption): Command {
         if (o.code !== undefined && request !== undefined && verificationCode(request) !== o.code) {
           throw new CliError(`the verification code of request ${id} is not ${o.code}: not approved (this may not be the device you expect)`);
         }
-        const { device, granted } = unwrap(await approvePairing(store, id, OWNER, systemClock.now(), parseScopes(o.scopes)));
+        const narrowTo = parseScopes(o.scopes);
+        if (request !== undefined && (narrowTo ?? request.scopes).includes("operator.admin") && o.yes !== true) {
+          await confirmAdmin(request);
+        }
+        const { device, granted } = unwrap(await approvePairing(store, id, OWNER, systemClock.now(), narrowTo));
         if (o.json) return printJson({ requestId: id, granted, device: pairedToWire(device) });
         // Names exactly what this approval granted, escaped: the owner reads what was approved, not what a client's name painted.
         process.stdout.write(

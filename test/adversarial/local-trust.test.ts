@@ -90,7 +90,7 @@ describe("A56, A61 over real sockets", () => {
     assert.ok(!list.stdout.includes(ESC) && !list.stdout.includes("\r") && !list.stdout.includes("\u202e"), JSON.stringify(list.stdout));
     assert.match(list.stdout, /\\x1b\[1A/);
     assert.match(list.stdout, /operator\.admin/, "the requested scope is shown as it is");
-    const approved = gw.cli(["devices", "approve", reply.error?.details?.requestId as string]);
+    const approved = gw.cli(["devices", "approve", "--yes", reply.error?.details?.requestId as string]);
     assert.equal(approved.code, 0, approved.stderr);
     assert.match(approved.stdout, /granted role operator with scopes operator\.admin/);
     assert.ok(!approved.stdout.includes(ESC));

@@ -173,7 +173,7 @@ describe("A29–A33 pairing over real sockets", () => {
       assert.equal(detailCode(r), "NOT_FOUND");
     }
     s.close();
-    assert.notEqual(gw.cli(["devices", "approve", rejectedId]).code, 0, "the CLI refuses it too");
+    assert.notEqual(gw.cli(["devices", "approve", "--yes", rejectedId]).code, 0, "the CLI refuses it too");
     assertDevicesUnchanged(gw, before);
 
     // expired: the capped gateway's requests live 5 s
@@ -183,9 +183,11 @@ describe("A29–A33 pairing over real sockets", () => {
     const cappedBefore = listDevices(capped);
     const c = await session(capped, { scopes: ["operator.pairing", "operator.read"], auth: { token: cappedApprover } });
     const r = await c.request("device.pair.approve", { requestId: expiredId });
-    assert.equal(detailCode(r), "NOT_FOUND");
+    // An approver that may act on it is told it expired (still INVALID_REQUEST, still nothing minted).
+    assert.equal(r.error?.code, "INVALID_REQUEST");
+    assert.equal(detailCode(r), "REQUEST_EXPIRED");
     c.close();
-    assert.notEqual(capped.cli(["devices", "approve", expiredId]).code, 0);
+    assert.notEqual(capped.cli(["devices", "approve", "--yes", expiredId]).code, 0);
     assertDevicesUnchanged(capped, cappedBefore);
     assert.equal(cappedBefore.paired.length, 0);
   });
@@ -197,7 +199,7 @@ describe("A29–A33 pairing over real sockets", () => {
     const sessions = await Promise.all([1, 2, 3, 4].map(() => session(gw, { scopes: ["operator.pairing", "operator.read"], auth: { token: approver } })));
     const [replies, clis] = await Promise.all([
       Promise.all(sessions.map((s) => s.request("device.pair.approve", { requestId }))),
-      Promise.all([cliAsync(gw, ["devices", "approve", requestId]), cliAsync(gw, ["devices", "approve", requestId])]),
+      Promise.all([cliAsync(gw, ["devices", "approve", "--yes", requestId]), cliAsync(gw, ["devices", "approve", "--yes", requestId])]),
     ]);
     for (const s of sessions) s.close();
     const wins = replies.filter((r) => r.ok).length + clis.filter((r) => r.code === 0).length;

@@ -59,7 +59,7 @@ describe("the real OpenClaw Control UI through gatewarden, in Chromium", { skip 
       request = listed.pending.find((p) => p.clientId === "openclaw-control-ui");
       return request !== undefined;
     }, "the UI's browser device asked gatewarden to pair");
-    const approved = gw.cli(["devices", "approve", request!.requestId]);
+    const approved = gw.cli(["devices", "approve", "--yes", request!.requestId]);
     assert.equal(approved.code, 0, approved.stderr);
 
     await page.locator("button", { hasText: "Connect" }).first().click();

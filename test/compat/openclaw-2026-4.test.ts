@@ -60,7 +60,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     assert.equal(request.clientId, "cli");
     assert.deepEqual(request.scopes, sortedCliScopes, "the CLI asks for its six default operator scopes");
 
-    const approved = gw.cli(["devices", "approve", requestId]);
+    const approved = gw.cli(["devices", "approve", "--yes", requestId]);
     assert.equal(approved.code, 0, approved.stderr);
 
     const admitted = await operator.run(call);

@@ -100,7 +100,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     assert.equal(request?.reason, "not-paired");
     assert.deepEqual(request?.scopes, ["operator.read"], "this CLI asks for the least scope of the one method it calls");
 
-    assert.equal(gw.cli(["devices", "approve", requestId]).code, 0);
+    assert.equal(gw.cli(["devices", "approve", "--yes", requestId]).code, 0);
     const admitted = await operator.run(call);
     assert.equal(admitted.code, 0, describeRun(admitted));
     assert.ok(Array.isArray(jsonOutput<unknown>(admitted)), "system-presence answers a list");
@@ -119,7 +119,7 @@ describe(`openclaw ${target.openclaw} CLI (protocol ${target.protocol}) against 
     const upgrade = pending().find((p) => p.requestId === requestId);
     assert.equal(upgrade?.reason, "scope-upgrade");
 
-    assert.equal(gw.cli(["devices", "approve", requestId]).code, 0);
+    assert.equal(gw.cli(["devices", "approve", "--yes", requestId]).code, 0);
     const listed = await operator.run(call);
     assert.equal(listed.code, 0, describeRun(listed));
     const list = jsonOutput<PairingList>(listed);

@@ -48,7 +48,7 @@ describe("bootstrap tokens and restarts", () => {
       const device = createTestDevice();
       const c1 = await TestClient.open(first.url);
       const r1 = await c1.connect({ device, scopes: ["operator.read"], auth: { token: sharedToken } });
-      assert.equal(first.cli(["devices", "approve", r1.error?.details?.requestId as string]).code, 0);
+      assert.equal(first.cli(["devices", "approve", "--yes", r1.error?.details?.requestId as string]).code, 0);
       const c2 = await TestClient.open(first.url);
       const deviceToken = ((await c2.connect({ device, scopes: ["operator.read"], auth: { token: sharedToken } })).payload as { auth: { deviceToken: string } }).auth
         .deviceToken;

@@ -123,11 +123,11 @@ describe("first run: mistakes a new user makes", () => {
       assert.match(listed.stdout, /EXPIRES/);
       assert.match(listed.stdout, /in [12]s/);
       await delay(1700);
-      const expired = gw.cli(["devices", "approve", late]);
+      const expired = gw.cli(["devices", "approve", "--yes", late]);
       assertOneLine({ code: expired.code, stdout: expired.stdout, stderr: expired.stderr }, /^gatewarden: the request expired at \d{4}-\d\d-\d\dT[\d:.]+Z; the device asks again when it next connects/, 1);
       const twice = await requestOf();
-      assert.equal(gw.cli(["devices", "approve", twice]).code, 0);
-      const again = gw.cli(["devices", "approve", twice]);
+      assert.equal(gw.cli(["devices", "approve", "--yes", twice]).code, 0);
+      const again = gw.cli(["devices", "approve", "--yes", twice]);
       assertOneLine({ code: again.code, stdout: again.stdout, stderr: again.stderr }, /^gatewarden: unknown request: \S+ \(never made, already approved or rejected, or expired and cleared/, 1);
     } finally {
       await gw.stop();
@@ -155,7 +155,7 @@ describe("first run: mistakes a new user makes", () => {
   it("with --json a failure is one JSON object on stdout with a stable code; revoking twice says it was already revoked; a refused rotation says why", async () => {
     const gw = await startGatewayProcess({ env: { GATEWARDEN_TOKEN: "first-run-json-token-0123456789" } });
     try {
-      const missing = gw.cli(["devices", "approve", "nosuchrequest", "--json"]);
+      const missing = gw.cli(["devices", "approve", "--yes", "nosuchrequest", "--json"]);
       assert.equal(missing.code, 1);
       assert.equal(missing.stderr, "");
       const parsed = JSON.parse(missing.stdout) as { error: { code: string; message: string } };
@@ -179,6 +179,28 @@ describe("first run: mistakes a new user makes", () => {
       assert.match(refused.error.message, /^device token rotation denied: its operator token is revoked; only an approval/);
       const node = gw.cli(["devices", "revoke", "--device", device.id, "--role", "node"]);
       assert.match(node.stderr, /unknown deviceId\/role: the device has no node role \(it has operator\)/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it("a request for operator.admin is not approved by a script without --yes: one line names the device and its code; with --yes it is", async () => {
+    const gw = await startGatewayProcess({ env: { GATEWARDEN_TOKEN: "first-run-admin-token-0123456789" } });
+    try {
+      const ledger = new SecretLedger();
+      const device = createTestDevice();
+      const r = await openConnect(gw, { device, scopes: ["operator.admin", "operator.read"], displayName: "ops laptop", auth: { token: gw.token! } }, ledger);
+      const requestId = r.reply.error?.details?.requestId as string;
+      const code = r.reply.error?.details?.verificationCode as string;
+      const refused = gw.cli(["devices", "approve", requestId]);
+      assertOneLine({ code: refused.code, stdout: refused.stdout, stderr: refused.stderr }, new RegExp(`^gatewarden: request ${requestId} asks for operator\\.admin \\(full control of this gateway\\) for device \\S+ "ops laptop" .*verification code ${code}: check it .*approve with --yes`), 1);
+      assert.match(gw.cli(["devices", "list"]).stdout, new RegExp(code), "still pending");
+      const narrowed = gw.cli(["devices", "approve", requestId, "--scopes", "operator.read"]);
+      assert.equal(narrowed.code, 0, "granting less needs no --yes");
+      const again = await openConnect(gw, { device: createTestDevice(), scopes: ["operator.admin"], auth: { token: gw.token! } }, ledger);
+      const approved = gw.cli(["devices", "approve", again.reply.error?.details?.requestId as string, "--yes"]);
+      assert.equal(approved.code, 0, approved.stderr);
+      assert.match(approved.stdout, /granted role operator with scopes operator\.admin/);
     } finally {
       await gw.stop();
     }

@@ -35,7 +35,7 @@ describe("pairing end to end against a real gateway process", () => {
     assert.deepEqual(pending.map((p) => p.requestId), [requestId]);
     assert.deepEqual(pending[0]?.scopes, [...scopes].sort());
 
-    const approved = gw.cli(["devices", "approve", requestId]);
+    const approved = gw.cli(["devices", "approve", "--yes", requestId]);
     assert.equal(approved.code, 0, approved.stderr);
 
     const second = await TestClient.open(gw.url);
@@ -77,7 +77,7 @@ describe("pairing end to end against a real gateway process", () => {
     const approver = createTestDevice();
     const first = await TestClient.open(gw.url);
     const pendingApprover = await first.connect({ device: approver, scopes: ["operator.pairing"], auth: { token: gw.token! } });
-    assert.equal(gw.cli(["devices", "approve", pendingApprover.error?.details?.requestId as string]).code, 0);
+    assert.equal(gw.cli(["devices", "approve", "--yes", pendingApprover.error?.details?.requestId as string]).code, 0);
     const op = await TestClient.open(gw.url);
     assert.equal((await op.connect({ device: approver, scopes: ["operator.pairing"], auth: { token: gw.token! } })).ok, true);
     const pairList = await op.request("device.pair.list", {});
@@ -86,17 +86,17 @@ describe("pairing end to end against a real gateway process", () => {
     op.close();
 
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, "0");
-    const mismatch = gw.cli(["devices", "approve", requestId, "--code", wrong]);
+    const mismatch = gw.cli(["devices", "approve", "--yes", requestId, "--code", wrong]);
     assert.notEqual(mismatch.code, 0);
     assert.equal(mismatch.stderr, `gatewarden: the verification code of request ${requestId} is not ${wrong}: not approved (this may not be the device you expect)\n`);
-    const malformed = gw.cli(["devices", "approve", requestId, "--code", "12ab"]);
+    const malformed = gw.cli(["devices", "approve", "--yes", requestId, "--code", "12ab"]);
     assert.notEqual(malformed.code, 0);
     assert.match(malformed.stderr, /^gatewarden: --code takes the 6 digits the device shows\n$/);
     assert.ok(
       (JSON.parse(gw.cli(["devices", "list", "--json"]).stdout) as { pending: { requestId: string }[] }).pending.some((p) => p.requestId === requestId),
       "still pending after both refusals",
     );
-    const approved = gw.cli(["devices", "approve", requestId, "--code", code]);
+    const approved = gw.cli(["devices", "approve", "--yes", requestId, "--code", code]);
     assert.equal(approved.code, 0, approved.stderr);
   });
 
@@ -105,10 +105,10 @@ describe("pairing end to end against a real gateway process", () => {
     const client = await TestClient.open(gw.url);
     const refused = await client.connect({ device, scopes: ["operator.read", "operator.write"], auth: { token: gw.token! } });
     const requestId = refused.error?.details?.requestId as string;
-    const widened = gw.cli(["devices", "approve", requestId, "--scopes", "operator.read,operator.admin"]);
+    const widened = gw.cli(["devices", "approve", "--yes", requestId, "--scopes", "operator.read,operator.admin"]);
     assert.notEqual(widened.code, 0);
     assert.equal(widened.stderr, "gatewarden: scope not requested: operator.admin (an approval can only narrow the request)\n");
-    const narrowed = gw.cli(["devices", "approve", requestId, "--scopes", "operator.read", "--json"]);
+    const narrowed = gw.cli(["devices", "approve", "--yes", requestId, "--scopes", "operator.read", "--json"]);
     assert.equal(narrowed.code, 0, narrowed.stderr);
     assert.deepEqual((JSON.parse(narrowed.stdout) as { granted: { scopes: string[] } }).granted.scopes, ["operator.read"]);
     const again = await TestClient.open(gw.url);
@@ -127,7 +127,7 @@ describe("pairing end to end against a real gateway process", () => {
     const b = createTestDevice();
     const c1 = await TestClient.open(gw.url);
     const r1 = await c1.connect({ device: a, scopes: ["operator.read"], auth: { token: gw.token! } });
-    assert.equal(gw.cli(["devices", "approve", r1.error?.details?.requestId as string]).code, 0);
+    assert.equal(gw.cli(["devices", "approve", "--yes", r1.error?.details?.requestId as string]).code, 0);
     const c2 = await TestClient.open(gw.url);
     const hello = await c2.connect({ device: a, scopes: ["operator.read"], auth: { token: gw.token! } });
     const tokenA = (hello.payload as { auth: { deviceToken: string } }).auth.deviceToken;
@@ -144,7 +144,7 @@ describe("pairing end to end against a real gateway process", () => {
     const device = createTestDevice();
     const c1 = await TestClient.open(gw.url);
     const r1 = await c1.connect({ device, auth: { token: gw.token! } });
-    assert.equal(gw.cli(["devices", "approve", r1.error?.details?.requestId as string]).code, 0);
+    assert.equal(gw.cli(["devices", "approve", "--yes", r1.error?.details?.requestId as string]).code, 0);
     const live = await TestClient.open(gw.url);
     const hello = await live.connect({ device, auth: { token: gw.token! } });
     assert.equal(hello.ok, true, JSON.stringify(hello.error));

@@ -120,7 +120,7 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
         const first = await cli.run(["gateway", "call", "health", "--json"]);
         const requestId = printedRequestId(first);
         assert.ok(requestId, describeRun(first));
-        const approved = gw.cli(["devices", "approve", requestId]);
+        const approved = gw.cli(["devices", "approve", "--yes", requestId]);
         assert.equal(approved.code, 0, approved.stderr);
       } else {
         cli.useRemoteGateway(url, addBackend(gw, name, scopes, ledger));
@@ -265,7 +265,7 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       const base = { device, role: "node", scopes: [], auth: { token: SHARED }, maxProtocol: 4 };
       const first = await openConnect(gw, base, ledger);
       assert.equal(detailCode(first.reply), "PAIRING_REQUIRED");
-      assert.equal(gw.cli(["devices", "approve", first.reply.error?.details?.requestId as string]).code, 0);
+      assert.equal(gw.cli(["devices", "approve", "--yes", first.reply.error?.details?.requestId as string]).code, 0);
       const second = await openConnect(gw, base, ledger);
       assert.equal(detailCode(second.reply), "INVALID_ROLE");
       assert.match(second.reply.error?.message ?? "", /relays operator sessions only/);

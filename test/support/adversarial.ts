@@ -178,7 +178,7 @@ export async function pairDevice(
     return { deviceToken: silent.deviceToken };
   }
   assert.equal(detailCode(first.reply), "PAIRING_REQUIRED", JSON.stringify(first.reply.error));
-  const approved = gw.cli(["devices", "approve", first.reply.error?.details?.requestId as string]);
+  const approved = gw.cli(["devices", "approve", "--yes", first.reply.error?.details?.requestId as string]);
   assert.equal(approved.code, 0, approved.stderr);
   const second = await openConnect(gw, base, ledger, open);
   const auth = helloAuth(second.reply);
