@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createTestDevice } from "../support/device.js";
 import { startGatewayProcess, viaProxy, type GatewayProcess } from "../support/gateway-process.js";
-import { eventually, openConnect, pairDevice, SecretLedger } from "../support/adversarial.js";
+import { openConnect, pairDevice, SecretLedger } from "../support/adversarial.js";
+import { metricsUrlOf, sample, scrape } from "../support/metrics-scrape.js";
 
 // The Prometheus endpoint of a real gateway process, scraped over HTTP as
 // Prometheus (or curl) would, before and after real handshakes.
@@ -13,36 +14,15 @@ let metricsUrl = "";
 
 before(async () => {
   gw = await startGatewayProcess({ env: { GATEWARDEN_TOKEN: TOKEN }, args: ["--metrics-port", "0"], config: { rateLimit: { maxFailures: 2 } } });
-  await eventually(() => gw.logLines().some((l) => l.event === "listening"), "the listening line");
-  const port = gw.logLines().find((l) => l.event === "listening")?.metricsPort;
-  assert.equal(typeof port, "number", "the metrics port is logged");
-  metricsUrl = `http://127.0.0.1:${String(port)}/metrics`;
+  metricsUrl = await metricsUrlOf(gw);
 });
 after(async () => {
   await gw.stop();
 });
 
-/** One sample's value from the exposition text (0 when the series is absent). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const labelText = /\{([^}]*)\}/.exec(line)?.[1] ?? "";
-    if (want.every((w) => labelText.split(",").includes(w))) return Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return 0;
-}
-
-async function scrape(): Promise<string> {
-  const res = await fetch(metricsUrl);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-  return res.text();
-}
-
 describe("metrics endpoint", () => {
   it("handshake, pairing, connection and lockout counters move with real traffic, and the histogram counts handshakes", async () => {
-    const before = await scrape();
+    const before = await scrape(metricsUrl);
     const ledger = new SecretLedger();
     const device = createTestDevice();
     await pairDevice(gw, device, ledger, { scopes: ["operator.read"] });
@@ -53,11 +33,11 @@ describe("metrics endpoint", () => {
       await bad.client.closed;
     }
     // The CLI's approval reaches the gateway through its change poll (250 ms).
-    let afterText = await scrape();
+    let afterText = await scrape(metricsUrl);
     const delta = (name: string, labels: Record<string, string> = {}) => sample(afterText, name, labels) - sample(before, name, labels);
     for (let i = 0; i < 60 && delta("gatewarden_pairing_requests_total", { outcome: "approved" }) < 1; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      afterText = await scrape();
+      afterText = await scrape(metricsUrl);
     }
     assert.equal(delta("gatewarden_handshakes_total", { outcome: "pairing-required", code: "PAIRING_REQUIRED" }), 1);
     assert.equal(delta("gatewarden_handshakes_total", { outcome: "admit", code: "OK" }), 2);

@@ -8,6 +8,7 @@ import { SecretLedger, addBackend, detailCode, eventually, openConnect, pairDevi
 import { createTestDevice } from "../support/device.js";
 import { OpenclawCli, admissionAudits, compatTarget, describeRun, jsonOutput, printedRequestId, unavailableReason, type CliResult } from "../compat/openclaw-cli.js";
 import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { metricsUrlOf, sample, scrape } from "../support/metrics-scrape.js";
 import { connectionsTo, pairGatewardenWith, startOpenclawUpstream, type OpenclawUpstream } from "../support/openclaw-upstream.js";
 import type { Frame, TestClient } from "../support/protocol-client.js";
 
@@ -36,7 +37,7 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       stateDir = mkdtempSync(join(tmpdir(), "gw-front-door-"));
       pairGatewardenWith(upstream, stateDir, BIN);
       // A 1 MiB bound (default 8 MiB) so that the slow-consumer test fills it with a few MB of upstream answers.
-      gw = await startGatewayProcess({ stateDir, args: ["--upstream", upstream.url], env: { GATEWARDEN_TOKEN: SHARED }, config: { limits: { maxBufferedBytes: MAX_BUFFERED } } });
+      gw = await startGatewayProcess({ stateDir, args: ["--upstream", upstream.url, "--metrics-port", "0"], env: { GATEWARDEN_TOKEN: SHARED }, config: { limits: { maxBufferedBytes: MAX_BUFFERED } } });
       ledger.add(SHARED);
     });
     after(async () => {
@@ -274,6 +275,9 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
     it("an upstream restart closes the client sessions cleanly (1012, with a reason); while it is down a connect gets a retryable UPSTREAM_UNAVAILABLE and no hello-ok; once it is back sessions work", async () => {
       const reader = addBackend(gw, "fd-restart", ["operator.read"], ledger);
       const { client } = await session(["operator.read"], reader);
+      const metrics = await metricsUrlOf(gw);
+      assert.ok(sample(await scrape(metrics), "gatewarden_upstream_sessions") >= 1, "the open upstream session is counted");
+      const unavailableBefore = sample(await scrape(metrics), "gatewarden_relay_errors_total", { kind: "unavailable" });
       await upstream.halt();
       const closed = await client.closed;
       assert.equal(closed.code, 1012);
@@ -283,6 +287,9 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
       assert.equal(detailCode(refused.reply), "UPSTREAM_UNAVAILABLE");
       assert.equal(refused.reply.error?.retryable, true);
       assert.equal((await refused.client.closed).code, 1013);
+      const during = await scrape(metrics);
+      assert.equal(sample(during, "gatewarden_upstream_sessions"), 0, "no upstream session is counted while the upstream is down");
+      assert.ok(sample(during, "gatewarden_relay_errors_total", { kind: "unavailable" }) > unavailableBefore, "the refused upstream session is counted");
       await upstream.resume();
       const again = await session(["operator.read"], reader);
       const r = await again.client.request("cron.list", {}, 30_000);
