@@ -1,18 +1,17 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { createTestDevice, type TestDevice } from "../test/support/device.js";
 import { TestClient } from "../test/support/protocol-client.js";
-import { LoadClient } from "./lib/client-process.js";
-import { benchConfig } from "./lib/pairing.js";
+import { benchArgs, benchMachine, benchTempDir, runBench } from "./lib/bench-process.js";
+import { compareHandshakes, concurrencyLabel, fmt, ratioOfRuns, ratioText, scheduleText, startBenchGateway, type BenchGateway, type HandshakeMeasure, type HandshakeSchedule } from "./lib/handshake-comparison.js";
 import { cpuBetween, startBenchPostgres, type BenchPostgres } from "./lib/pg-cluster.js";
-import { writeBenchmarksBlock } from "./lib/benchmarks-block.js";
-import { cpuSeconds, machineBusySeconds, machineInfo } from "./lib/proc.js";
-import { canPin, killAllChildren, nodeCommand, stopChild, track } from "./lib/servers.js";
+import { afterLine, writeBenchmarksBlock } from "./lib/benchmarks-block.js";
+import { machineInfo } from "./lib/proc.js";
+import { track } from "./lib/servers.js";
 import { median, percentileSorted } from "./lib/stats.js";
 
 // `npm run bench:postgres [-- --quick] [--runs N] [--devices N] [--only handshakes|revoke]
@@ -46,13 +45,8 @@ const STORES: readonly StoreName[] = ["sqlite", "postgres"];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const say = (text: string): void => void process.stdout.write(`[bench:postgres] ${text}\n`);
 
-interface Options {
+interface Options extends HandshakeSchedule {
   readonly quick: boolean;
-  readonly runs: number;
-  readonly devices: number;
-  readonly concurrencies: readonly number[];
-  readonly phaseMs: (concurrency: number) => number;
-  readonly warmupMs: number;
   /** Revocations per path that goes through an RPC, and per path that starts a CLI process. */
   readonly rpcRevokes: number;
   readonly cliRevokes: number;
@@ -66,21 +60,13 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const value = (name: string) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const quick = argv.includes("--quick");
-  const runs = Number(value("--runs") ?? (quick ? 1 : 5));
-  const devices = Number(value("--devices") ?? (quick ? 50 : 200));
-  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(devices) || devices < 1) throw new Error("--runs and --devices take positive integers");
+  const { value, quick, runs, devices, profileDir } = benchArgs(argv);
   const only = value("--only");
   if (only !== undefined && only !== "handshakes" && only !== "revoke") throw new Error("--only takes handshakes or revoke");
-  const profile = value("--profile");
   return {
     only,
     control: argv.includes("--control"),
-    profileDir: profile === undefined ? undefined : resolve(profile),
+    profileDir,
     quick,
     runs,
     devices,
@@ -96,55 +82,12 @@ function parseOptions(argv: readonly string[]): Options {
 // ---------------------------------------------------------------------------
 // Gateway processes and the admin CLI
 
-interface Instance {
-  readonly name: string;
-  readonly url: string;
-  readonly pid: number;
-  readonly env: NodeJS.ProcessEnv;
-  stop(): Promise<void>;
-}
+type Instance = BenchGateway;
 
-/**
- * `node bin/gatewarden.js serve --port 0` with its own state dir, the shared
- * token from GATEWARDEN_TOKEN, the store from GATEWARDEN_STORE (PostgreSQL)
- * or SQLite in the state dir, log level info with its JSON lines in a file
- * (as bench/run.ts starts it), pinned to `cpu` when given.
- */
-async function startInstance(tmp: string, name: string, storeUrl: string | undefined, cpu: number | undefined, nodeArgs: readonly string[] = []): Promise<Instance> {
-  const stateDir = join(tmp, name);
-  mkdirSync(stateDir, { mode: 0o700 });
-  const base = benchConfig(1000) as { limits: object; pairing: object };
-  // Silent local pairing pairs the benchmark's devices on their first connect (operator.read is within its default ceiling).
-  const config = { ...base, pairing: { ...base.pairing, silentLocal: { enabled: true } } };
-  writeFileSync(join(stateDir, "gatewarden.json"), JSON.stringify(config), { mode: 0o600 });
-  const env: NodeJS.ProcessEnv = { ...process.env, GATEWARDEN_STATE_DIR: stateDir, GATEWARDEN_TOKEN: TOKEN, GATEWARDEN_LOG_LEVEL: "info" };
-  delete env.GATEWARDEN_CONFIG;
-  if (storeUrl !== undefined) env.GATEWARDEN_STORE = storeUrl;
-  else delete env.GATEWARDEN_STORE;
-  const logPath = join(stateDir, "gatewarden.log");
-  const log = openSync(logPath, "a");
-  const { command, args } = nodeCommand(cpu, [...nodeArgs, BIN, "serve", "--port", "0"]);
-  const child = track(spawn(command, args, { env, stdio: ["ignore", "pipe", log], cwd: ROOT }));
-  closeSync(log);
-  const port = await new Promise<number>((resolvePort, reject) => {
-    let stdout = "";
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 20 s:\n${stdout}`)), 20_000);
-    child.stdout?.on("data", (d: Buffer) => {
-      stdout += d.toString("utf8");
-      const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        resolvePort(Number(m[1]));
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${String(code)}:\n${stdout}\n${existsSync(logPath) ? readFileSync(logPath, "utf8").slice(-2000) : ""}`));
-    });
-  });
-  return { name, url: `ws://127.0.0.1:${port}`, pid: child.pid ?? -1, env, stop: () => stopChild(child) };
+/** gatewarden on PostgreSQL (`storeUrl`) or on SQLite in its state dir (bench/lib/handshake-comparison.ts). */
+function startInstance(tmp: string, name: string, storeUrl: string | undefined, cpu: number | undefined, nodeArgs: readonly string[] = []): Promise<Instance> {
+  return startBenchGateway({ root: ROOT, tmp, name, token: TOKEN, storeUrl, cpu, nodeArgs });
 }
-
 
 interface CliRun {
   readonly code: number;
@@ -175,151 +118,72 @@ function cli(instance: Instance, args: readonly string[]): Promise<CliRun> {
 // ---------------------------------------------------------------------------
 // Part 1: handshakes/s and latency, SQLite vs PostgreSQL
 
-interface HandshakeSample {
-  readonly rate: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly serverCpuUs: number;
-  readonly serverBusy: number;
-  readonly clientBusy: number;
+interface HandshakeSample extends HandshakeMeasure {
   /** CPU seconds the PostgreSQL cluster used during the phase (/proc: 10 ms resolution). */
   readonly pgCpuS: number;
-  readonly completed: number;
   /**
    * PostgreSQL phases: commits to the store since the end of this server's
    * previous phase (its commit_counter moved). Each drops every instance's
    * device cache, so the phase refills it from the database.
    */
   readonly commits: number;
-  readonly foreign: number;
-  readonly errors: number;
-  readonly firstError: string | undefined;
 }
 
 type HandshakeFigures = Record<StoreName, Map<number, HandshakeSample[]>>;
 
-/**
- * Fresh server and load generator processes for every run (which server starts first alternates),
- * each with a new store: two processes of the same build differ by a few per
- * cent in CPU per handshake for as long as they live (where the JIT and the
- * heap happened to put things), so a pair kept for every run would repeat one
- * draw of that five times.
- */
+/** Both stores side by side (bench/lib/handshake-comparison.ts), each run on a new database and state dir. */
 async function handshakePart(opts: Options, tmp: string, pgServer: BenchPostgres, cores: number, pinned: boolean): Promise<{ figures: HandshakeFigures; pairingSeconds: number }> {
-  const serverCpu = pinned ? 1 : undefined;
-  const clientCpu = pinned ? 0 : undefined;
-  const figures: HandshakeFigures = { sqlite: new Map(), postgres: new Map() };
-  const pairingTimes: number[] = [];
-  let servers: Partial<Record<StoreName, Instance>> = {};
-  let clients: Partial<Record<StoreName, LoadClient>> = {};
-  try {
-    let turn = 0;
-    for (let run = 0; run < opts.runs; run++) {
-      const storeUrl = await pgServer.createDatabase(`bench_handshakes_${run + 1}`);
-      const counter = opts.control ? undefined : new pg.Client({ connectionString: storeUrl });
+  let storeUrl = "";
+  let counter: pg.Client | undefined;
+  let counterAfterLastPhase = Number.NaN;
+  const commitCount = async (): Promise<number> => (counter ? Number((await counter.query<{ n: string }>("SELECT n FROM commit_counter")).rows[0]?.n ?? Number.NaN) : Number.NaN);
+  const result = await compareHandshakes<StoreName, HandshakeSample>({
+    root: ROOT,
+    token: TOKEN,
+    variants: STORES,
+    schedule: opts,
+    cores,
+    pinned,
+    maxForeign: MAX_FOREIGN,
+    otherCpu: () => {
+      const pg0 = pgServer.cpuSnapshot();
+      return () => cpuBetween(pg0, pgServer.cpuSnapshot());
+    },
+    async beforeRun(run) {
+      storeUrl = await pgServer.createDatabase(`bench_handshakes_${run + 1}`);
+      counter = opts.control ? undefined : new pg.Client({ connectionString: storeUrl });
       await counter?.connect();
-      const commitCount = async (): Promise<number> => (counter ? Number((await counter.query<{ n: string }>("SELECT n FROM commit_counter")).rows[0]?.n ?? Number.NaN) : Number.NaN);
-      let counterAfterLastPhase = Number.NaN;
-      const prof = (name: string) => (opts.profileDir ? ["--cpu-prof", "--cpu-prof-dir", opts.profileDir, "--cpu-prof-name", `${name}-${run + 1}.cpuprofile`] : []);
-      servers = {};
-      clients = {};
-      for (const s of run % 2 === 0 ? STORES : [...STORES].reverse()) {
-        const url = s === "postgres" && !opts.control ? storeUrl : undefined;
-        servers[s] = await startInstance(tmp, `hs-${s}-${run + 1}`, url, serverCpu, prof(s));
-        // One load generator per server (it holds its devices' tokens for that server), as fresh as the server; only one works at a time.
-        clients[s] = LoadClient.start(ROOT, clientCpu);
-        await clients[s].run({ cmd: "createDevices", n: opts.devices });
-      }
-      const server = (s: StoreName): Instance => servers[s] as Instance;
-      const client = (s: StoreName): LoadClient => clients[s] as LoadClient;
-      const pairingStarted = performance.now();
-      for (const s of STORES) {
-        // Silent local pairing: each device's first connect with the shared token pairs it and returns its device token.
-        const { tokens } = await client(s).run({ cmd: "fetchDeviceTokens", url: server(s).url, token: TOKEN });
-        if (tokens !== opts.devices) throw new Error(`${s}: only ${tokens} of ${opts.devices} devices got a device token`);
-      }
-      pairingTimes.push((performance.now() - pairingStarted) / 1000 / STORES.length);
-
-      const phase = async (s: StoreName, concurrency: number, durationMs: number): Promise<HandshakeSample> => {
-        const attempt = async (): Promise<HandshakeSample> => {
-          const load = client(s);
-          const pid = server(s).pid;
-          const machine0 = machineBusySeconds();
-          const server0 = cpuSeconds(pid);
-          const client0 = cpuSeconds(load.pid);
-          const pg0 = pgServer.cpuSnapshot();
-          const commits0 = s !== "postgres" ? Number.NaN : Number.isNaN(counterAfterLastPhase) ? await commitCount() : counterAfterLastPhase;
-          const self0 = process.cpuUsage();
-          const r = await load.run({ cmd: "handshakes", url: server(s).url, concurrency, durationMs });
-          const serverS = cpuSeconds(pid) - server0;
-          const clientS = cpuSeconds(load.pid) - client0;
-          const pgS = cpuBetween(pg0, pgServer.cpuSnapshot());
-          const self = process.cpuUsage(self0);
-          const wall = r.elapsedMs / 1000;
-          const foreign = Math.max(0, (machineBusySeconds() - machine0 - serverS - clientS - pgS - (self.user + self.system) / 1e6) / (wall * cores));
-          const commitsAfter = s === "postgres" ? await commitCount() : Number.NaN;
-          if (s === "postgres") counterAfterLastPhase = commitsAfter;
-          const commits = commitsAfter - commits0;
-          await sleep(300); // closing sockets drain before the next phase
-          return {
-            rate: r.completed / wall,
-            p50Ms: r.p50Ms,
-            p99Ms: r.p99Ms,
-            serverCpuUs: r.completed > 0 ? (serverS / r.completed) * 1e6 : Number.NaN,
-            serverBusy: serverS / wall,
-            clientBusy: clientS / wall,
-            pgCpuS: pgS,
-            completed: r.completed,
-            commits,
-            foreign,
-            errors: r.errors,
-            firstError: r.firstError,
-          };
-        };
-        // A shared machine: up to three attempts while others take more than MAX_FOREIGN, keeping the quietest.
-        let best = await attempt();
-        for (let i = 1; i < 3 && best.foreign > MAX_FOREIGN; i++) {
-          const again = await attempt();
-          if (again.foreign < best.foreign) best = again;
-        }
-        return best;
-      };
-
-      // Warm-up: every concurrency on both servers, so both have compiled their hot paths and filled their device caches.
-      for (const s of STORES) for (const c of opts.concurrencies) await phase(s, c, opts.warmupMs);
-
-      for (const c of opts.concurrencies) {
-        const order: StoreName[] = turn++ % 2 === 0 ? ["sqlite", "postgres"] : ["postgres", "sqlite"];
-        for (const s of order) {
-          const sample = await phase(s, c, opts.phaseMs(c));
-          const list = figures[s].get(c) ?? [];
-          list.push(sample);
-          figures[s].set(c, list);
-          say(
-            `run ${run + 1} ${s} ${c === 1 ? "seq" : `c${c}`}: ${sample.rate.toFixed(0)}/s p50 ${sample.p50Ms.toFixed(2)} ms p99 ${sample.p99Ms.toFixed(2)} ms, ` +
-              `${sample.serverCpuUs.toFixed(0)} µs CPU each, server busy ${sample.serverBusy.toFixed(2)}, client busy ${sample.clientBusy.toFixed(2)}, ` +
-              `PostgreSQL ${(sample.pgCpuS * 1000).toFixed(0)} ms CPU${sample.commits > 0 ? `, ${sample.commits} commit(s) since its previous phase` : ""}, others ${(sample.foreign * 100).toFixed(0)}%${sample.errors ? `, ${sample.errors} errors (${sample.firstError})` : ""}`,
-          );
-        }
-      }
+      counterAfterLastPhase = Number.NaN;
+    },
+    async afterRun() {
       await counter?.end();
-      for (const s of STORES) {
-        client(s).stop();
-        await server(s).stop();
-      }
-      servers = {};
-      clients = {};
-    }
-    for (const c of opts.concurrencies) {
-      const per = (pick: (x: HandshakeSample) => number) =>
-        median((figures.postgres.get(c) ?? []).map((x, i) => pick(x) / pick((figures.sqlite.get(c) ?? [])[i] as HandshakeSample))).toFixed(3);
-      say(`${label(c)}: postgres / sqlite handshakes/s ${per((x) => x.rate)}, CPU per handshake ${per((x) => x.serverCpuUs)} (medians of per-run ratios)`);
-    }
-    return { figures, pairingSeconds: median(pairingTimes) };
-  } finally {
-    for (const s of STORES) clients[s]?.stop();
-    for (const s of STORES) await servers[s]?.stop();
+      counter = undefined;
+    },
+    startServer(s, run, cpu) {
+      const prof = opts.profileDir ? ["--cpu-prof", "--cpu-prof-dir", opts.profileDir, "--cpu-prof-name", `${s}-${run + 1}.cpuprofile`] : [];
+      return startInstance(tmp, `hs-${s}-${run + 1}`, s === "postgres" && !opts.control ? storeUrl : undefined, cpu, prof);
+    },
+    async sample(s, measure) {
+      const commits0 = s !== "postgres" ? Number.NaN : Number.isNaN(counterAfterLastPhase) ? await commitCount() : counterAfterLastPhase;
+      const m = await measure();
+      const commitsAfter = s === "postgres" ? await commitCount() : Number.NaN;
+      if (s === "postgres") counterAfterLastPhase = commitsAfter;
+      return { ...m, pgCpuS: m.otherCpuS, commits: commitsAfter - commits0 };
+    },
+    kept(s, c, run, sample) {
+      say(
+        `run ${run + 1} ${s} ${c === 1 ? "seq" : `c${c}`}: ${sample.rate.toFixed(0)}/s p50 ${sample.p50Ms.toFixed(2)} ms p99 ${sample.p99Ms.toFixed(2)} ms, ` +
+          `${sample.serverCpuUs.toFixed(0)} µs CPU each, server busy ${sample.serverBusy.toFixed(2)}, client busy ${sample.clientBusy.toFixed(2)}, ` +
+          `PostgreSQL ${(sample.pgCpuS * 1000).toFixed(0)} ms CPU${sample.commits > 0 ? `, ${sample.commits} commit(s) since its previous phase` : ""}, others ${(sample.foreign * 100).toFixed(0)}%${sample.errors ? `, ${sample.errors} errors (${sample.firstError})` : ""}`,
+      );
+    },
+  });
+  const { figures } = result;
+  for (const c of opts.concurrencies) {
+    const per = (pick: (x: HandshakeSample) => number) => ratioOfRuns(figures, "postgres", "sqlite", c, pick).toFixed(3);
+    say(`${label(c)}: postgres / sqlite handshakes/s ${per((x) => x.rate)}, CPU per handshake ${per((x) => x.serverCpuUs)} (medians of per-run ratios)`);
   }
+  return result;
 }
 
 // ---------------------------------------------------------------------------
@@ -473,13 +337,7 @@ async function revokePart(opts: Options, tmp: string, pgServer: BenchPostgres): 
 // ---------------------------------------------------------------------------
 // Report
 
-const fmt = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "–");
-const label = (c: number): string => (c === 1 ? "sequential" : `${c} concurrent`);
-
-/** A ratio to two decimals, or three where two would round it onto the other side of `target`. */
-function ratioText(r: number, target: number): string {
-  return r < target && Number(r.toFixed(2)) >= target ? fmt(r, 3) : fmt(r, 2);
-}
+const label = concurrencyLabel;
 
 function pct(values: readonly number[], p: number): number {
   return percentileSorted([...values].sort((x, y) => x - y), p);
@@ -500,8 +358,7 @@ function render(hs: HandshakeFigures, rv: Record<RevokePath, RevokeFigures>, met
   const lines: string[] = [];
   const samples = (s: StoreName, c: number) => hs[s].get(c) ?? [];
   /** Median of per-run ratios postgres / sqlite (each run measures both back to back). */
-  const ratio = (c: number, pick: (x: HandshakeSample) => number) =>
-    median(samples("postgres", c).map((pgS, i) => pick(pgS) / pick(samples("sqlite", c)[i] as HandshakeSample)));
+  const ratio = (c: number, pick: (x: HandshakeSample) => number) => ratioOfRuns(hs, "postgres", "sqlite", c, pick);
   const med = (s: StoreName, c: number, pick: (x: HandshakeSample) => number) => median(samples(s, c).map(pick));
   /** PostgreSQL's CPU over all of a store's measured phases at `c`, ms per 1,000 handshakes (summed: /proc counts in 10 ms ticks). */
   /** Runs whose PostgreSQL phase at `c` saw a commit to the store. */
@@ -613,9 +470,7 @@ function render(hs: HandshakeFigures, rv: Record<RevokePath, RevokeFigures>, met
       `p50 ${fmt(pct(rv["sqlite-cli"].latency, 50), 1)} ms, p99 ${fmt(sqliteCliP99, 1)} ms.`,
     "",
     `Setup: each run starts both handshake servers afresh (which first alternates), SQLite in a new state dir and PostgreSQL on a new database, ` +
-      `and pairs ${opts.devices} devices with each by silent local pairing (${fmt(meta.pairingSeconds, 1)} s per server); phases ${opts.concurrencies.map((c) => `${label(c)} ${opts.phaseMs(c) / 1000} s`).join(", ")} after a ${opts.warmupMs / 1000} s warm-up at each, ` +
-      `a phase in which other processes took more than ${MAX_FOREIGN * 100} % of the machine run up to twice more and the quietest kept; ` +
-      `${meta.pinned ? "the gateway under test pinned to CPU 1 and the load generator (bench/load-client.ts, one per server, the same code) to CPU 0, PostgreSQL unpinned" : "no CPU pinning"}; ` +
+      `and ${scheduleText(opts, meta.pairingSeconds, MAX_FOREIGN, meta.pinned)}${meta.pinned ? ", PostgreSQL unpinned" : ""}; ` +
       "gatewarden logs at info to a file, with bench/lib/pairing.ts's raised connection limits. The revocation part runs unpinned: PostgreSQL instances A and B on one database, one SQLite instance, " +
       "sessions opened by this process, one revocation at a time, 10 ms apart.",
     "",
@@ -623,26 +478,16 @@ function render(hs: HandshakeFigures, rv: Record<RevokePath, RevokeFigures>, met
   return lines.join("\n");
 }
 
-function writeBlock(section: string): void {
-  writeBenchmarksBlock(ROOT, "postgres-results.md", "postgres-bench", section, (text) => {
-    const at = text.indexOf(AFTER_BLOCK);
-    return at >= 0 ? at + AFTER_BLOCK.length + 1 : undefined; // past the marker's newline
-  });
-}
-
 // ---------------------------------------------------------------------------
 
 let pgServer: BenchPostgres | undefined;
-const tempDirs: string[] = [];
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   const started = performance.now();
-  const m = machineInfo("-");
-  const pinned = m.cores >= 2 && canPin();
-  const tmp = mkdtempSync(join(tmpdir(), "gatewarden-bench-pg-"));
-  tempDirs.push(tmp);
-  say(`machine: ${m.cpuModel}, ${m.cores} cores, node ${m.node}; ${pinned ? "gateway under test on CPU 1, load generator on CPU 0" : "no CPU pinning"}`);
+  const { machine: m, pinned, pinning } = benchMachine();
+  const tmp = benchTempDir("gatewarden-bench-pg-");
+  say(`machine: ${m.cpuModel}, ${m.cores} cores, node ${m.node}; ${pinning}`);
   say("starting PostgreSQL");
   pgServer = await startBenchPostgres();
   if (opts.only !== "revoke") say("handshakes");
@@ -654,34 +499,13 @@ async function main(): Promise<void> {
     return;
   }
   const section = render(figures, revokes, { quick: opts.quick, seconds: (performance.now() - started) / 1000, pairingSeconds, pinned, pgSettings: pgServer.settings, opts });
-  writeBlock(section);
+  writeBenchmarksBlock(ROOT, "postgres-results.md", "postgres-bench", section, afterLine(AFTER_BLOCK));
   process.stdout.write(`\n${section}\n`);
   say("wrote bench/postgres-results.md and its block in BENCHMARKS.md");
 }
 
-function cleanUp(): void {
-  killAllChildren();
-  void pgServer?.destroy(); // synchronous up to its end: pg_ctl runs with spawnSync
+runBench("bench:postgres", main, HARD_LIMIT_MS, () => {
+  const server = pgServer;
   pgServer = undefined;
-  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
-process.on("exit", cleanUp);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    cleanUp();
-    process.exit(130);
-  });
-}
-setTimeout(() => {
-  process.stderr.write(`[bench:postgres] aborted: still running after ${HARD_LIMIT_MS / 60_000} minutes\n`);
-  process.exit(2);
-}, HARD_LIMIT_MS).unref();
-
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`[bench:postgres] failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+  return server?.destroy(); // pg_ctl stop runs with spawnSync, so even an exit that does not wait stops the cluster
+});

@@ -308,7 +308,7 @@ async function main(): Promise<void> {
       const file = join(ROOT, "bench", name);
       return existsSync(file) ? `\n<!-- ${marker}:start -->\n${readFileSync(file, "utf8")}<!-- ${marker}:end -->\n` : "";
     };
-    const text = report + block("relay-results.md", "relay-bench") + block("postgres-results.md", "postgres-bench") + (existsSync(findings) ? "\n" + readFileSync(findings, "utf8") : "");
+    const text = report + block("relay-results.md", "relay-bench") + block("postgres-results.md", "postgres-bench") + block("metrics-results.md", "metrics-bench") + (existsSync(findings) ? "\n" + readFileSync(findings, "utf8") : "");
     writeFileSync(opts.out, text);
     process.stdout.write("\n" + report + "\n");
     say(`wrote ${opts.out} in ${totalSeconds.toFixed(0)} s`);

@@ -24,3 +24,11 @@ export function writeBenchmarksBlock(root: string, resultsFile: string, marker: 
   }
   writeFileSync(path, next);
 }
+
+/** For `writeBenchmarksBlock`'s `place`: just past the line that holds `marker` (another bench's end marker). */
+export function afterLine(marker: string): (text: string) => number | undefined {
+  return (text) => {
+    const at = text.indexOf(marker);
+    return at >= 0 ? at + marker.length + 1 : undefined; // past the marker's newline
+  };
+}
