@@ -54,9 +54,9 @@ for (const version of ["2026.4.24", "2026.9.6"]) {
     it("upstream pair pairs gatewarden's own key and keeps the issued device token 0600, never the shared token, never on stdout", () => {
       let r = gatewarden(stateDir, ["upstream", "pair", "--url", upstream.url, "--wait", "0", "--json"], { GATEWARDEN_UPSTREAM_TOKEN: upstream.token });
       if (r.code !== 0) {
-        // The upstream records a request its owner approves with its own CLI.
-        const id = /openclaw devices approve ([0-9a-f-]{36})/.exec(r.stderr)?.[1];
-        assert.ok(id, `neither paired nor a request id:\n${r.stderr}`);
+        // The upstream records a request its owner approves with its own CLI (with --json the refusal is JSON on stdout).
+        const id = /openclaw devices approve ([0-9a-f-]{36})/.exec(r.stdout + r.stderr)?.[1];
+        assert.ok(id, `neither paired nor a request id:\n${r.stdout}${r.stderr}`);
         const approve = spawnSync(target.nodeBin, [target.entry, "devices", "approve", id, "--url", upstream.url, "--token", upstream.token], {
           encoding: "utf8",
           env: { PATH: "/usr/bin:/bin", HOME: upstream.stateDir, OPENCLAW_STATE_DIR: upstream.stateDir, npm_config_offline: "true" },
