@@ -222,9 +222,9 @@ function render(figures: Figures, meta: Meta): string {
       `. The \`on\` server's \`gatewarden_handshakes_total{outcome="admit",code="OK"}\` after each run against the handshakes its measured phases completed: ${counted || "–"} (the rest are the warm-up and pairing).`,
     "",
     "Every server answers one plain HTTP GET on its WebSocket port (426) before its warm-up, as a gateway in service answers health checks and browsers. Without it (`--no-probe`) the scraped " +
-      "server was the only process to have served a non-upgrade HTTP request, and that early in its life, which by itself made its sequential handshakes cost about 7 % more CPU (about 0.94× " +
-      "the handshakes/s) in every run: in side runs of fresh pairs of metrics-on processes, one GET before the warm-up and none after did the same whether it went to /metrics or to the " +
-      "WebSocket port, and left 200 concurrent handshakes about alone; on a gateway without metrics the same GET after the warm-up cost one slower phase (a re-optimisation) and nothing after. " +
+      "server was the only one to have served a non-upgrade HTTP request, early in its life, and that alone showed: in side runs of fresh pairs of metrics-on processes (6 runs a pair), one GET " +
+      "before the warm-up and none after raised the CPU per sequential handshake by about 7 % (higher in 11 of 12 runs) whether it went to /metrics or to the WebSocket port, and per 200 " +
+      "concurrent handshake by 0–3 %; on a gateway without metrics the same GET after the warm-up cost one slower phase (a re-optimisation) and nothing after. " +
       "That is Node's HTTP server code and the JIT, not prom-client's work: under `--profile` (2 runs, no scrape), `GatewayMetrics.handshake` (the counter and the histogram) took 1.1 % of the " +
       "metrics-on server's main-thread CPU time and prom-client's GC observer 0.04 %.",
     "",

@@ -58,11 +58,9 @@ export function benchMachine(): { readonly machine: MachineInfo; readonly pinned
 export function runBench(tag: string, main: () => Promise<void>, hardLimitMs: number, cleanUp: () => void | Promise<void> = () => {}): void {
   const all = async (): Promise<void> => {
     killAllChildren();
-    try {
-      await cleanUp();
-    } finally {
-      for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-    }
+    const pending = cleanUp(); // its synchronous part runs now, even at an exit that does not wait
+    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+    await pending;
   };
   process.on("exit", () => void all());
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
