@@ -226,7 +226,8 @@ function render(figures: Figures, meta: Meta): string {
       "before the warm-up and none after raised the CPU per sequential handshake by about 7 % (higher in 11 of 12 runs) whether it went to /metrics or to the WebSocket port, and per 200 " +
       "concurrent handshake by 0–3 %; on a gateway without metrics the same GET after the warm-up cost one slower phase (a re-optimisation) and nothing after. " +
       "That is Node's HTTP server code and the JIT, not prom-client's work: under `--profile` (2 runs, no scrape), `GatewayMetrics.handshake` (the counter and the histogram) took 1.1 % of the " +
-      "metrics-on server's main-thread CPU time and prom-client's GC observer 0.04 %.",
+      "metrics-on server's main-thread CPU time and prom-client's GC observer 0.04 %. Whatever else metrics on adds to a handshake's CPU in the table above lies outside prom-client's frames, " +
+      "and is of the size of the spread between processes of one build (the A/A column, the per-run ratios).",
     "",
     `Setup: each run starts the ${opts.variants.length} servers afresh (which first rotates, as does which goes first from one measured phase to the next), each with SQLite in a new state dir, ` +
       `and ${scheduleText(opts, meta.pairingSeconds, MAX_FOREIGN, meta.pinned)}; ` +
