@@ -87,6 +87,14 @@ const FileSchema = ClosedObject({
   store: Type.Optional(ClosedObject({ url: Type.Optional(nonEmpty), outageGraceMs: optPositiveInt({ maximum: 600_000 }) })),
   metrics: Type.Optional(ClosedObject({ host: Type.Optional(nonEmpty), port: Type.Integer({ minimum: 0, maximum: 65535 }) })),
   log: Type.Optional(ClosedObject({ level: Type.Optional(LiteralUnion(LOG_LEVELS)) })),
+  audit: Type.Optional(
+    ClosedObject({
+      retentionDays: optPositiveInt({ maximum: 36_500 }),
+      maxEntries: optPositiveInt({ maximum: 100_000_000 }),
+      // Raw Ed25519 keys, base64url (43 characters), as `gatewarden audit key` prints them.
+      trustKeys: Type.Optional(Type.Array(Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" }), { maxItems: 64 })),
+    }),
+  ),
 });
 const FileValidator = compileSchema(FileSchema);
 
@@ -121,7 +129,12 @@ export interface ResolvedConfig {
   readonly storeOutageGraceMs: number;
   /** Prometheus metrics on a listener of their own; off unless a port is set. */
   readonly metrics: { readonly host: string; readonly port: number } | undefined;
+  /** The store's audit log: how long and how much is kept, and whose checkpoints are trusted besides this gateway's own. */
+  readonly audit: { readonly maxAgeMs: number; readonly maxEntries: number; readonly trustKeys: readonly string[] };
 }
+
+export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+export const DEFAULT_AUDIT_MAX_ENTRIES = 1_000_000;
 
 export type StoreLocation = { readonly kind: "sqlite"; readonly path: string } | { readonly kind: "postgres"; readonly url: string };
 
@@ -341,6 +354,11 @@ export function resolveConfig(flags: ConfigOverrides, env: NodeJS.ProcessEnv): R
     store: resolveStoreLocation(flags.store, env, file.store?.url, stateDir),
     storeOutageGraceMs: file.store?.outageGraceMs ?? 5000,
     metrics: metricsListener(flags, env, file),
+    audit: {
+      maxAgeMs: (file.audit?.retentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS) * 86_400_000,
+      maxEntries: file.audit?.maxEntries ?? DEFAULT_AUDIT_MAX_ENTRIES,
+      trustKeys: file.audit?.trustKeys ?? [],
+    },
   };
 }
 

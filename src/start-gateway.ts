@@ -6,7 +6,7 @@ import { secretDigest } from "./admission/secret-digest.js";
 import { systemClock, systemRandom, type Clock, type Random } from "./clock.js";
 import { ConfigError, identityPath, type ResolvedConfig, type StoreLocation } from "./config.js";
 import { assertPrivatePath, UnsafePathError } from "./private-path.js";
-import { loadUpstreamIdentity } from "./relay/upstream-identity.js";
+import { loadUpstreamIdentity, loadUpstreamSigner } from "./relay/upstream-identity.js";
 import { UpstreamRelay } from "./relay/upstream-relay.js";
 import { DEVICE_SIGNATURE_SKEW_MS } from "./identity/verify-device-proof.js";
 import type { RegisteredMethod } from "./methods/define-method.js";
@@ -139,6 +139,9 @@ export async function startGateway(
         throw new ConfigError(e instanceof Error ? e.message : String(e));
       }
     }
+    const identity = loadOrCreateIdentity(identityPath(config.stateDir), clock.now());
+    // The same key signs the audit log's checkpoints: it lives in the state dir, out of the store's reach.
+    const signer = loadUpstreamSigner(identityPath(config.stateDir));
     const gateway = new Gateway({
       host: config.host,
       port: config.port,
@@ -151,7 +154,12 @@ export async function startGateway(
       logger: deps.logger,
       clock,
       random,
-      identity: loadOrCreateIdentity(identityPath(config.stateDir), clock.now()),
+      identity,
+      audit: {
+        retention: { maxAgeMs: config.audit.maxAgeMs, maxEntries: config.audit.maxEntries },
+        signer: { publicKey: signer.publicKey, sign: signer.sign },
+        trustKeys: config.audit.trustKeys,
+      },
       version: packageVersion(),
       changePollMs: config.changePollMs,
       storeOutageGraceMs: config.storeOutageGraceMs,

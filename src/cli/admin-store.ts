@@ -43,7 +43,7 @@ export async function withAdminStore<T>(opts: StateDirOption, fn: (store: Store)
   let store: Store;
   if (location.kind === "postgres") {
     try {
-      store = await openPostgresStore({ url: location.url, warn: (message) => process.stderr.write(`gatewarden: ${message}\n`) });
+      store = await openPostgresStore({ url: location.url, auditActor: "owner", warn: (message) => process.stderr.write(`gatewarden: ${message}\n`) });
     } catch (e) {
       throw new CliError(e instanceof Error ? e.message : String(e));
     }
@@ -51,7 +51,7 @@ export async function withAdminStore<T>(opts: StateDirOption, fn: (store: Store)
     const path = existingDatabasePath(opts.stateDir());
     try {
       // A full disk is said once, on stderr, when a revocation had to use the reserved space.
-      store = openSqliteStore({ path, warn: (message) => process.stderr.write(`gatewarden: ${message}\n`) });
+      store = openSqliteStore({ path, auditActor: "owner", warn: (message) => process.stderr.write(`gatewarden: ${message}\n`) });
     } catch (e) {
       throw new CliError(`cannot open ${path}: ${e instanceof Error ? e.message : String(e)}`);
     }

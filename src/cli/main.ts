@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { ConfigError, defaultStateDir } from "../config.js";
 import { packageVersion } from "../start-gateway.js";
 import { CliError } from "./admin-store.js";
+import { auditCommand } from "./audit-command.js";
 import { backendsCommand } from "./backends-command.js";
 import { devicesCommand } from "./devices-command.js";
 import { serveCommand } from "./serve-command.js";
@@ -84,6 +85,7 @@ export function buildProgram(): Command {
   program.addCommand(tokenCommand(stateDir));
   program.addCommand(upstreamCommand(stateDir));
   program.addCommand(storeCommand(stateDir));
+  program.addCommand(auditCommand(stateDir));
   return program;
 }
 

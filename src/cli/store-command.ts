@@ -197,6 +197,8 @@ async function migrateStore(sourcePath: string, target: PostgresTarget): Promise
     if (differ.length > 0) {
       throw new CliError(`copied to ${target.shown}, but after the commit it differs from ${sourcePath} in ${differ.join(", ")}; do not use it`);
     }
+    // The migration itself goes on the record, linked after the copied chain.
+    await store.appendAudit([{ kind: "store.migrated", actor: "owner", fields: { from: "sqlite" } }]);
   } finally {
     await store.close();
   }

@@ -18,13 +18,22 @@ export type Actor =
       readonly scopes: readonly Scope[];
       readonly credential: CredentialKind;
       readonly deviceId: string | undefined;
+      /** Backend name or trusted-proxy user, for the audit log. */
+      readonly principal?: string | undefined;
     };
 
 export const OWNER: Actor = { kind: "owner" };
 
 /** An admitted session's authority: its effective scopes and the device it proved, nothing it claimed. */
 export function actorOf(grant: Grant): Actor {
-  return { kind: "session", scopes: grant.scopes, credential: grant.credential, deviceId: grant.deviceId };
+  return { kind: "session", scopes: grant.scopes, credential: grant.credential, deviceId: grant.deviceId, principal: grant.principal };
+}
+
+/** How the audit log names an actor: "owner", "device:<id>", or the credential (and principal) of a session without a device. */
+export function auditLabel(actor: Actor): string {
+  if (actor.kind === "owner") return "owner";
+  if (actor.deviceId !== undefined) return `device:${actor.deviceId}`;
+  return actor.principal !== undefined ? `${actor.credential}:${actor.principal}` : actor.credential;
 }
 
 function isAdmin(actor: Actor): boolean {

@@ -1,6 +1,6 @@
 import type { Scope } from "../protocol/enums.js";
 import type { Store } from "../store/store.js";
-import type { Actor } from "./actor.js";
+import { auditLabel, type Actor } from "./actor.js";
 import { decideApproval, decideRejection, type Approved } from "./decide-approval.js";
 import { transactDecision, type DecisionResult } from "./effects.js";
 
@@ -10,7 +10,7 @@ import { transactDecision, type DecisionResult } from "./effects.js";
  * one request serialize and the second finds nothing to approve.
  */
 export async function approvePairing(store: Store, requestId: string, actor: Actor, nowMs: number, narrowTo?: readonly Scope[]): Promise<DecisionResult<Approved>> {
-  return transactDecision(store, { nowMs }, async (tx) => {
+  return transactDecision(store, { nowMs, actor: auditLabel(actor) }, async (tx) => {
     const pending = await tx.getPendingRequest(requestId);
     const device = pending ? await tx.getPairedDevice(pending.deviceId) : undefined;
     return decideApproval({ nowMs, pending, device }, actor, narrowTo);
@@ -19,5 +19,5 @@ export async function approvePairing(store: Store, requestId: string, actor: Act
 
 /** Reject a pending request; the device learns it at its next connect. */
 export async function rejectPairing(store: Store, requestId: string, actor: Actor, nowMs: number): Promise<DecisionResult<{ requestId: string; deviceId: string }>> {
-  return transactDecision(store, { nowMs, revocation: true }, async (tx) => decideRejection({ nowMs, pending: await tx.getPendingRequest(requestId), device: undefined }, actor));
+  return transactDecision(store, { nowMs, revocation: true, actor: auditLabel(actor) }, async (tx) => decideRejection({ nowMs, pending: await tx.getPendingRequest(requestId), device: undefined }, actor));
 }

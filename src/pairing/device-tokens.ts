@@ -1,7 +1,7 @@
 import type { Random } from "../clock.js";
 import type { Role, Scope } from "../protocol/enums.js";
 import type { Store } from "../store/store.js";
-import type { Actor } from "./actor.js";
+import { auditLabel, type Actor } from "./actor.js";
 import { decideRemoval, decideRevocation, decideRotation, type Rotated } from "./decide-device-action.js";
 import { transactDecision, type DecisionResult } from "./effects.js";
 
@@ -17,7 +17,7 @@ export async function rotateDeviceToken(
   actor: Actor,
   opts: { readonly nowMs: number; readonly random: Random },
 ): Promise<DecisionResult<Rotated>> {
-  return transactDecision(store, opts, async (tx) => decideRotation({ nowMs: opts.nowMs, device: await tx.getPairedDevice(params.deviceId) }, actor, params));
+  return transactDecision(store, { ...opts, actor: auditLabel(actor) }, async (tx) => decideRotation({ nowMs: opts.nowMs, device: await tx.getPairedDevice(params.deviceId) }, actor, params));
 }
 
 /** `device.token.revoke`: a reconnect with that role needs a new approval (role-upgrade). */
@@ -27,10 +27,10 @@ export async function revokeDeviceToken(
   actor: Actor,
   nowMs: number,
 ): Promise<DecisionResult<{ deviceId: string; role: Role; revokedAtMs: number }>> {
-  return transactDecision(store, { nowMs, revocation: true }, async (tx) => decideRevocation({ nowMs, device: await tx.getPairedDevice(params.deviceId) }, actor, params));
+  return transactDecision(store, { nowMs, revocation: true, actor: auditLabel(actor) }, async (tx) => decideRevocation({ nowMs, device: await tx.getPairedDevice(params.deviceId) }, actor, params));
 }
 
 /** `device.pair.remove`: the record, its tokens and its pending requests go; live sockets close. */
 export async function removeDevice(store: Store, deviceId: string, actor: Actor, nowMs: number): Promise<DecisionResult<{ deviceId: string }>> {
-  return transactDecision(store, { nowMs, revocation: true }, async (tx) => decideRemoval({ nowMs, device: await tx.getPairedDevice(deviceId) }, actor));
+  return transactDecision(store, { nowMs, revocation: true, actor: auditLabel(actor) }, async (tx) => decideRemoval({ nowMs, device: await tx.getPairedDevice(deviceId) }, actor));
 }

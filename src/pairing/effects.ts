@@ -1,3 +1,4 @@
+import { canonicalJson } from "../canonical-json.js";
 import { secretDigestHex } from "../admission/secret-digest.js";
 import { scopesWithin } from "../admission/scopes.js";
 import { newSecret, systemRandom, type Random } from "../clock.js";
@@ -51,20 +52,11 @@ const STALE: Refusal = {
 const bootstrapInvalid = (): GatewayError =>
   invalidRequest("AUTH_BOOTSTRAP_TOKEN_INVALID", "unauthorized: bootstrap token invalid or expired (scan a fresh setup code)");
 
-/** Plain data compared by content, whatever order a store gives keys in. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v !== null && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
-}
-
 async function checkGuards(tx: StoreWriter, effects: readonly Effect[], nowMs: number): Promise<Refusal | undefined> {
   for (const e of effects) {
     if (e.kind === "require-device") {
       const now = await tx.getPairedDevice(e.deviceId);
-      if (canonical(now) !== canonical(e.record)) return STALE;
+      if (canonicalJson(now) !== canonicalJson(e.record)) return STALE;
     } else if (e.kind === "consume-bootstrap") {
       const boot = await tx.getBootstrapByTokenHash(e.tokenHash);
       if (!boot || boot.consumedAtMs !== undefined || nowMs >= boot.expiresAtMs) return { stale: false, error: bootstrapInvalid() };
@@ -163,7 +155,7 @@ export async function transactDecision<V>(
         }
         return ok(plan.value.reply(await applyEffects(tx, plan.value.effects, { nowMs: opts.nowMs, random: opts.random ?? systemRandom })));
       },
-      { revocation: opts.revocation ?? false },
+      { revocation: opts.revocation ?? false, ...(opts.actor !== undefined ? { actor: opts.actor } : {}) },
     );
   } catch (e) {
     if (e instanceof Refused) return { ...err(e.refusal.error), stale: e.refusal.stale };

@@ -2,6 +2,7 @@ import type { Decision } from "../admission/decide.js";
 import type { PeerEvidence } from "../admission/locality.js";
 import type { Claims } from "../admission/claims.js";
 import pino from "pino";
+import type { AuditEventInput } from "../store/audit-chain.js";
 import { takesDeferredLines, type DeferredLine, type Logger } from "./logger.js";
 
 /** A refusal decided outside `decideAdmission` (bad frame, failed store step). */
@@ -136,6 +137,12 @@ class AuditLine implements DeferredLine {
 
 export type AuditLog = (entry: AuditEntry) => void;
 
+/** The same record as an entry of the store's audit log: the gateway decided it. */
+function storeEventOf(record: AuditRecord, ts: number): AuditEventInput {
+  const { audit: _audit, decision, ...fields } = record;
+  return { kind: `admission.${decision}`, actor: "gateway", fields, ts };
+}
+
 interface PinoInternals {
   readonly stream: { write(line: string): unknown };
   /** The logger's bindings, pre-serialized by pino as `,"key":value…`. */
@@ -168,7 +175,7 @@ function pinoInternals(logger: Logger): PinoInternals {
  * the ones pino would write (tested). On a batched destination the line is
  * rendered when its batch is written, with the time of the decision.
  */
-export function createAuditLog(logger: Logger): AuditLog {
+export function createAuditLog(logger: Logger, toStore?: (event: AuditEventInput) => void): AuditLog {
   const { stream, chindings } = pinoInternals(logger);
   const deferred = takesDeferredLines(stream) ? stream : undefined;
   const info = logger.levels.values.info;
@@ -176,9 +183,12 @@ export function createAuditLog(logger: Logger): AuditLog {
   if (info === undefined || warn === undefined) throw new Error("audit log: the logger has no info or warn level");
   return (entry) => {
     const record = recordOf(entry);
+    const now = Date.now();
+    // The store's log keeps every decision, whatever the log level.
+    if (toStore) toStore(storeEventOf(record, now));
     const level = record.decision === "reject" ? "warn" : "info";
     if (!logger.isLevelEnabled(level)) return;
-    const line = new AuditLine(level === "warn" ? warn : info, Date.now(), chindings, record);
+    const line = new AuditLine(level === "warn" ? warn : info, now, chindings, record);
     if (deferred) deferred.writeDeferred(line);
     else stream.write(line.render());
   };

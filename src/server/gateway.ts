@@ -32,6 +32,8 @@ import { createKeyCache } from "./key-cache.js";
 import type { RateLimitOptions, TransportLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 import { createAuditLog, type AuditLog } from "./audit.js";
+import { pruneAudit, type AuditRetention, type CheckpointSigner } from "./audit-retention.js";
+import { AuditStoreSink } from "./audit-store-sink.js";
 import { approvalPageResponse, loadApprovalPage } from "./approval-page.js";
 import { proxyControlUi, upstreamHttpOrigin } from "../relay/control-ui-proxy.js";
 import { rawPeerFacts } from "./peer-facts.js";
@@ -73,6 +75,16 @@ export interface GatewayOptions {
   readonly storeOutageGraceMs?: number;
   /** Keep Prometheus metrics (served by `listenMetrics` on a listener of their own). */
   readonly metrics?: boolean;
+  /**
+   * Pruning of the store's audit log. Without a signer nothing is pruned
+   * (a pruned prefix must leave a signed checkpoint).
+   */
+  readonly audit?: {
+    readonly retention: AuditRetention;
+    readonly signer: CheckpointSigner;
+    /** Other gateways' keys (base64url) whose checkpoints this one extends (several instances on one store). */
+    readonly trustKeys?: readonly string[];
+  };
 }
 
 const DEFAULT_STORE_OUTAGE_GRACE_MS = 5000;
@@ -124,6 +136,9 @@ export class Gateway implements GatewayRuntime {
   readonly random: Random;
   readonly logger: Logger;
   readonly audit: AuditLog;
+  /** Admission entries on their way to the store's audit log. */
+  readonly auditSink: AuditStoreSink;
+  private auditPruneProblem: string | undefined;
   readonly limits: TransportLimits;
   readonly pairingLimits: PairingLimits;
   readonly limiter: FailedAuthLimiter;
@@ -176,7 +191,12 @@ export class Gateway implements GatewayRuntime {
     this.clock = options.clock;
     this.random = options.random;
     this.logger = options.logger;
-    this.audit = createAuditLog(options.logger);
+    const logger = options.logger;
+    this.auditSink = new AuditStoreSink((events) => this.store.appendAudit(events), {
+      warn: (message, fields) => logger.warn({ event: "audit-store", ...fields }, message),
+    });
+    const sink = this.auditSink;
+    this.audit = createAuditLog(options.logger, (event) => sink.push(event));
     this.limits = options.limits;
     this.pairingLimits = options.pairingLimits;
     this.currentPolicy = options.policy;
@@ -396,6 +416,8 @@ export class Gateway implements GatewayRuntime {
     this.every(this.limits.tickIntervalMs, () => this.sessions.broadcast("tick", { ts: this.clock.now() }));
     this.every(this.options.changePollMs, () => void this.pollCommits());
     this.every(HOUSEKEEPING_MS, () => void this.housekeeping());
+    // Retention applies from the start: a gateway restarted with a smaller limit prunes now.
+    void this.pruneAuditLog(this.clock.now());
     this.every(INTEGRITY_CHECK_MS, () => void this.checkIntegrity());
     return this.address();
   }
@@ -631,6 +653,26 @@ export class Gateway implements GatewayRuntime {
     } catch (e) {
       this.logger.error({ err: e instanceof Error ? e.message : String(e) }, "housekeeping failed");
     }
+    await this.pruneAuditLog(now);
+  }
+
+  /** Retention of the audit log: one run per housekeeping; a refusal is logged once until it changes. */
+  private async pruneAuditLog(nowMs: number): Promise<void> {
+    const audit = this.options.audit;
+    if (!audit) return;
+    const trusted = new Set([audit.signer.publicKey, ...(audit.trustKeys ?? [])]);
+    try {
+      const outcome = await pruneAudit(this.store, { nowMs, retention: audit.retention, signer: audit.signer, trusted: (key) => trusted.has(key) });
+      if ("refused" in outcome) {
+        if (this.auditPruneProblem !== outcome.refused) this.logger.error({ event: "audit-prune" }, outcome.refused);
+        this.auditPruneProblem = outcome.refused;
+        return;
+      }
+      this.auditPruneProblem = undefined;
+      if (outcome.pruned > 0 && "throughSeq" in outcome) this.logger.info({ event: "audit-prune", pruned: outcome.pruned, throughSeq: outcome.throughSeq }, "pruned audit entries under a signed checkpoint");
+    } catch (e) {
+      this.logger.error({ event: "audit-prune", err: e instanceof Error ? e.message : String(e) }, "pruning the audit log failed");
+    }
   }
 
   /** Tell clients, close every socket, stop listening. The store stays open (its owner closes it). */
@@ -650,6 +692,8 @@ export class Gateway implements GatewayRuntime {
     await Promise.race([closed, grace]);
     for (const ws of this.sockets.toArray()) ws.terminate();
     await closed;
+    // The last admissions reach the audit log before the owner closes the store.
+    await this.auditSink.close();
   }
 }
 

@@ -97,6 +97,12 @@ export function cacheDeviceReads(
     listSettings: () => store.listSettings(),
     changesSince: (afterId, limit) => store.changesSince(afterId, limit),
     latestChangeId: () => store.latestChangeId(),
+    auditRows: (afterSeq, limit) => store.auditRows(afterSeq, limit),
+    newestAuditRow: () => store.newestAuditRow(),
+    lastAuditSeqBefore: (beforeMs) => store.lastAuditSeqBefore(beforeMs),
+    // Audit-only transactions touch no device: the cache stays.
+    appendAudit: (events) => store.appendAudit(events),
+    auditTransact: (fn) => store.auditTransact(fn),
     commitMarker: () => store.commitMarker(),
     lost: () => store.lost(),
     damage: () => store.damage(),

@@ -2,7 +2,10 @@ import { StoreConflictError } from "./errors.js";
 import { assertTokenRolesMatch, withoutUndefined } from "./invariants.js";
 import { AsyncMutex } from "./mutex.js";
 import type { BackendRecord, BootstrapRecord, PairedDeviceRecord, PendingRequestRecord } from "./records.js";
-import type { ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter } from "./store.js";
+import type { AuditRow } from "./audit-chain.js";
+import { appendAuditEvents, isAuditSetting } from "./audit-append.js";
+import { auditedBody } from "./audited-writer.js";
+import type { AuditWriter, ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 
 // An in-process Store for unit tests. It mirrors the SQLite store's observable
 // behaviour (orderings, uniqueness rules, absent optional fields, isolation of
@@ -18,6 +21,8 @@ interface State {
   readonly changes: ChangeRecord[];
   /** Never reused, even after pruning, like SQLite's AUTOINCREMENT. */
   nextChangeId: number;
+  /** Ascending seq order. */
+  readonly audit: AuditRow[];
 }
 
 function emptyState(): State {
@@ -29,6 +34,7 @@ function emptyState(): State {
     settings: new Map(),
     changes: [],
     nextChangeId: 1,
+    audit: [],
   };
 }
 
@@ -46,6 +52,7 @@ function forkState(state: State): State {
     settings: new Map(state.settings),
     changes: [...state.changes],
     nextChangeId: state.nextChangeId,
+    audit: [...state.audit],
   };
 }
 
@@ -145,6 +152,23 @@ function makeReader(state: () => State, check: () => void): StoreReader {
       check();
       return state().changes.at(-1)?.id ?? 0;
     },
+    async auditRows(afterSeq, limit) {
+      check();
+      if (limit <= 0) return [];
+      const rows = state().audit;
+      const from = rows.findIndex((r) => r.seq > afterSeq);
+      return from < 0 ? [] : rows.slice(from, from + limit);
+    },
+    async newestAuditRow() {
+      check();
+      return state().audit.at(-1);
+    },
+    async lastAuditSeqBefore(beforeMs) {
+      check();
+      let last: number | undefined;
+      for (const r of state().audit) if (r.ts < beforeMs) last = r.seq;
+      return last;
+    },
   };
 }
 
@@ -224,10 +248,36 @@ function makeWriter(draft: State, check: () => void): StoreWriter {
       draft.changes.splice(0, draft.changes.length, ...kept);
       return removed;
     },
+    ...makeAuditWriter(draft, check),
   };
 }
 
-export function createMemoryStore(): Store {
+function makeAuditWriter(draft: State, check: () => void): Pick<AuditWriter, "appendAuditRows" | "deleteAuditThrough" | "setAuditSetting"> {
+  return {
+    async appendAuditRows(rows) {
+      check();
+      for (const r of rows) {
+        const last = draft.audit.at(-1);
+        if (last && r.seq <= last.seq) throw new StoreConflictError(`audit seq ${r.seq} is already taken`);
+        draft.audit.push({ ...r });
+      }
+    },
+    async deleteAuditThrough(seq) {
+      check();
+      const from = draft.audit.findIndex((r) => r.seq > seq);
+      const removed = from < 0 ? draft.audit.length : from;
+      draft.audit.splice(0, removed);
+      return removed;
+    },
+    async setAuditSetting(key, value) {
+      check();
+      if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+      draft.settings.set(key, value);
+    },
+  };
+}
+
+export function createMemoryStore(opts: { readonly auditActor?: string } = {}): Store {
   let committed = emptyState();
   let closed = false;
   const mutex = new AsyncMutex();
@@ -242,26 +292,14 @@ export function createMemoryStore(): Store {
     ...makeReader(() => committed, checkOpen),
 
     // Memory never fills a disk: a revocation needs no reserve here.
-    async transact<T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> {
-      checkOpen();
-      return mutex.run(async () => {
-        checkOpen();
-        const draft = forkState(committed);
-        // A tx handle that escapes `fn` must not write outside the transaction.
-        let live = true;
-        const tx = makeWriter(draft, () => {
-          if (!live) throw new Error("transaction handle used after its transaction ended");
-          checkOpen();
-        });
-        try {
-          const result = await fn(tx);
-          committed = draft;
-          commits++;
-          return result;
-        } finally {
-          live = false;
-        }
-      });
+    async transact<T>(fn: (tx: StoreWriter) => Promise<T>, txOpts?: TransactOptions): Promise<T> {
+      return run(auditedBody(fn, txOpts, opts.auditActor ?? "gateway"), true);
+    },
+    async appendAudit(events) {
+      await run((tx) => appendAuditEvents(tx, events, Date.now()), false);
+    },
+    async auditTransact(fn) {
+      return run(fn, false);
     },
 
     lost: () => undefined,
@@ -278,4 +316,27 @@ export function createMemoryStore(): Store {
       });
     },
   };
+
+  /** One transaction; `counts`: it moves the commit marker (audit-only ones do not). */
+  function run<T>(fn: (tx: StoreWriter) => Promise<T>, counts: boolean): Promise<T> {
+      checkOpen();
+      return mutex.run(async () => {
+        checkOpen();
+        const draft = forkState(committed);
+        // A tx handle that escapes `fn` must not write outside the transaction.
+        let live = true;
+        const tx = makeWriter(draft, () => {
+          if (!live) throw new Error("transaction handle used after its transaction ended");
+          checkOpen();
+        });
+        try {
+          const result = await fn(tx);
+          committed = draft;
+          if (counts) commits++;
+          return result;
+        } finally {
+          live = false;
+        }
+      });
+  }
 }

@@ -21,7 +21,10 @@ import {
   type DeviceRow,
   type PendingRow,
 } from "./row-codec.js";
-import type { SharedLockouts, Store, StoreNotice, StoreNotices, StoreReader, StoreWriter } from "./store.js";
+import type { AuditRow } from "./audit-chain.js";
+import { appendAuditEvents, isAuditSetting } from "./audit-append.js";
+import { auditedBody } from "./audited-writer.js";
+import type { SharedLockouts, Store, StoreNotice, StoreNotices, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 
 // The store on PostgreSQL, for several gateway instances sharing one state.
 //
@@ -53,6 +56,8 @@ export interface PostgresStoreOptions {
   /** How often the listening connection is checked (a network partition closes nothing by itself). */
   readonly pingMs?: number;
   readonly warn?: (message: string) => void;
+  /** Who the audit log names for a transaction that names no actor (default "gateway"; the admin CLI: "owner"). */
+  readonly auditActor?: string;
 }
 
 const DEFAULT_LOCK_WAIT_MS = 3000;
@@ -169,7 +174,24 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    // The tamper-evident audit log (audit-chain.ts).
+    version: 2,
+    sql: `
+      CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      CREATE INDEX audit_log_ts ON audit_log (ts);
+    `,
+  },
 ];
+
+/** Rows per INSERT when appending audit rows (5 parameters each, far below PostgreSQL's 65535). */
+const AUDIT_INSERT_CHUNK = 500;
 
 export const POSTGRES_SCHEMA_VERSION: number = MIGRATIONS.at(-1)?.version ?? 0;
 
@@ -292,21 +314,34 @@ function makeReader(db: () => Queryable, check: () => void, fail: (e: unknown) =
     async latestChangeId() {
       return (await one<{ id: number }>("SELECT COALESCE(MAX(id), 0)::int8 AS id FROM changes", []))?.id ?? 0;
     },
+    async auditRows(afterSeq, limit) {
+      if (limit <= 0) return [];
+      return rows<AuditRow>("SELECT seq, ts, event, prev, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2", [afterSeq, limit]);
+    },
+    async newestAuditRow() {
+      return one<AuditRow>("SELECT seq, ts, event, prev, hash FROM audit_log ORDER BY seq DESC LIMIT 1", []);
+    },
+    async lastAuditSeqBefore(beforeMs) {
+      return (await one<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM audit_log WHERE ts < $1", [beforeMs]))?.seq ?? undefined;
+    },
   };
 }
 
 /** `wrote()` tells whether any statement changed a row (a transaction that changed none is not announced). */
 function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => never): StoreWriter & { wrote(): boolean } {
   let changed = false;
-  const run = async (sql: string, params: unknown[]): Promise<number> => {
+  const quiet = async (sql: string, params: unknown[]): Promise<number> => {
     check();
     try {
-      const n = (await client.query(sql, params)).rowCount ?? 0;
-      if (n > 0) changed = true;
-      return n;
+      return (await client.query(sql, params)).rowCount ?? 0;
     } catch (e) {
       return fail(e);
     }
+  };
+  const run = async (sql: string, params: unknown[]): Promise<number> => {
+    const n = await quiet(sql, params);
+    if (n > 0) changed = true;
+    return n;
   };
   return {
     ...makeReader(() => client, check, fail),
@@ -417,6 +452,21 @@ function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => 
     },
     async pruneChanges(beforeMs) {
       return run("DELETE FROM changes WHERE ts < $1", [beforeMs]);
+    },
+    // Audit writes do not count as a change other instances must react to.
+    async appendAuditRows(list) {
+      for (let i = 0; i < list.length; i += AUDIT_INSERT_CHUNK) {
+        const chunk = list.slice(i, i + AUDIT_INSERT_CHUNK);
+        const values = chunk.map((_r, j) => `($${j * 5 + 1}, $${j * 5 + 2}, $${j * 5 + 3}, $${j * 5 + 4}, $${j * 5 + 5})`).join(", ");
+        await quiet(`INSERT INTO audit_log (seq, ts, event, prev, hash) VALUES ${values}`, chunk.flatMap((r) => [r.seq, r.ts, r.event, r.prev, r.hash]));
+      }
+    },
+    async deleteAuditThrough(seq) {
+      return quiet("DELETE FROM audit_log WHERE seq <= $1", [seq]);
+    },
+    async setAuditSetting(key, value) {
+      if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+      await quiet("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value]);
     },
     wrote: () => changed,
   };
@@ -687,55 +737,68 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
   };
 
+  /** One transaction; `announce`: a commit that changed rows bumps the counter and is announced (audit-only ones are not). */
+  function runTx<T>(fn: (tx: StoreWriter) => Promise<T>, announce: boolean): Promise<T> {
+    checkOpen();
+    return mutex.run(() =>
+      withClient(async (client) => {
+        checkOpen();
+        try {
+          await client.query("BEGIN");
+          await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockWaitMs))}`);
+          await client.query("SELECT pg_advisory_xact_lock($1)", [WRITE_LOCK_KEY]);
+        } catch (e) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          if ((e as { code?: unknown }).code === "55P03") {
+            throw new StoreUnavailableError(`gatewarden store ${where} is locked by another writer (waited ${lockWaitMs} ms); retry`, 1000, { cause: e });
+          }
+          return fail(e);
+        }
+        let liveTx = true;
+        const tx = makeWriter(
+          client,
+          () => {
+            if (!liveTx) throw new Error("transaction handle used after its transaction ended");
+          },
+          fail,
+        );
+        try {
+          const result = await fn(tx);
+          // Every commit that changed something is announced: other instances drop what
+          // they cached. One that changed nothing (housekeeping with nothing to clear,
+          // every 30 s on every instance) would only empty every instance's cache.
+          if (announce && tx.wrote()) {
+            await client.query("UPDATE commit_counter SET n = n + 1");
+            await client.query(`NOTIFY ${COMMIT_CHANNEL}`);
+          }
+          await client.query("COMMIT");
+          return result;
+        } catch (e) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          return fail(e);
+        } finally {
+          liveTx = false;
+        }
+      }),
+    );
+  }
+
   return {
     kind: "postgres",
     ...(opts.listen === true ? { notices } : {}),
     lockouts,
     ...makeReader(() => pool, checkOpen, fail),
 
-    async transact(fn) {
-      checkOpen();
-      return mutex.run(() =>
-        withClient(async (client) => {
-          checkOpen();
-          try {
-            await client.query("BEGIN");
-            await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockWaitMs))}`);
-            await client.query("SELECT pg_advisory_xact_lock($1)", [WRITE_LOCK_KEY]);
-          } catch (e) {
-            await client.query("ROLLBACK").catch(() => undefined);
-            if ((e as { code?: unknown }).code === "55P03") {
-              throw new StoreUnavailableError(`gatewarden store ${where} is locked by another writer (waited ${lockWaitMs} ms); retry`, 1000, { cause: e });
-            }
-            return fail(e);
-          }
-          let liveTx = true;
-          const tx = makeWriter(
-            client,
-            () => {
-              if (!liveTx) throw new Error("transaction handle used after its transaction ended");
-            },
-            fail,
-          );
-          try {
-            const result = await fn(tx);
-            // Every commit that changed something is announced: other instances drop what
-            // they cached. One that changed nothing (housekeeping with nothing to clear,
-            // every 30 s on every instance) would only empty every instance's cache.
-            if (tx.wrote()) {
-              await client.query("UPDATE commit_counter SET n = n + 1");
-              await client.query(`NOTIFY ${COMMIT_CHANNEL}`);
-            }
-            await client.query("COMMIT");
-            return result;
-          } catch (e) {
-            await client.query("ROLLBACK").catch(() => undefined);
-            return fail(e);
-          } finally {
-            liveTx = false;
-          }
-        }),
-      );
+    async transact<T>(fn: (tx: StoreWriter) => Promise<T>, txOpts?: TransactOptions): Promise<T> {
+      return runTx(auditedBody(fn, txOpts, opts.auditActor ?? "gateway"), true);
+    },
+
+    async appendAudit(events) {
+      await runTx((tx) => appendAuditEvents(tx, events, Date.now()), false);
+    },
+
+    async auditTransact(fn) {
+      return runTx(fn, false);
     },
 
     async commitMarker() {

@@ -25,6 +25,9 @@ import {
   type PendingRow,
   type TokenParams,
 } from "./row-codec.js";
+import type { AuditRow } from "./audit-chain.js";
+import { appendAuditEvents, isAuditSetting } from "./audit-append.js";
+import { auditedBody } from "./audited-writer.js";
 import type { Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 import { diskReserve } from "./disk-reserve.js";
 
@@ -41,6 +44,8 @@ export interface SqliteStoreOptions {
   readonly lockWaitMs?: number;
   /** Told when the space reserved for revocations is used or cannot be set aside. */
   readonly warn?: (message: string) => void;
+  /** Who the audit log names for a transaction that names no actor (default "gateway"; the admin CLI: "owner"). */
+  readonly auditActor?: string;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 20;
@@ -179,6 +184,20 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX changes_ts ON changes (ts);
     `,
   },
+  {
+    // The tamper-evident audit log (audit-chain.ts).
+    version: 2,
+    sql: `
+      CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX audit_log_ts ON audit_log (ts);
+    `,
+  },
 ];
 
 /** The schema version this build creates and understands. */
@@ -265,6 +284,9 @@ function prepareReads(db: Database.Database) {
     bootstrapAll: db.prepare<[], BootstrapRow>("SELECT * FROM bootstrap_tokens ORDER BY id"),
     changesSince: db.prepare<[number, number], ChangeRow>("SELECT * FROM changes WHERE id > ? ORDER BY id LIMIT ?"),
     latestChange: db.prepare<[], { id: number }>("SELECT COALESCE(MAX(id), 0) AS id FROM changes"),
+    auditRows: db.prepare<[number, number], AuditRow>("SELECT seq, ts, event, prev, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"),
+    newestAudit: db.prepare<[], AuditRow>("SELECT seq, ts, event, prev, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
+    lastAuditBefore: db.prepare<[number], { seq: number | null }>("SELECT MAX(seq) AS seq FROM audit_log WHERE ts < ?"),
   };
 }
 
@@ -328,6 +350,8 @@ function prepareWrites(db: Database.Database) {
     ),
     insertChange: db.prepare<[number, string, string]>("INSERT INTO changes (ts, kind, payload) VALUES (?, ?, ?)"),
     pruneChanges: db.prepare<[number]>("DELETE FROM changes WHERE ts < ?"),
+    insertAudit: db.prepare<[number, number, string, string, string]>("INSERT INTO audit_log (seq, ts, event, prev, hash) VALUES (?, ?, ?, ?, ?)"),
+    deleteAuditThrough: db.prepare<[number]>("DELETE FROM audit_log WHERE seq <= ?"),
   };
 }
 
@@ -407,6 +431,19 @@ function makeReader(s: ReadStatements, check: () => void): StoreReader {
       check();
       return s.latestChange.get()?.id ?? 0;
     },
+    async auditRows(afterSeq, limit) {
+      check();
+      if (limit <= 0) return [];
+      return s.auditRows.all(afterSeq, limit);
+    },
+    async newestAuditRow() {
+      check();
+      return s.newestAudit.get();
+    },
+    async lastAuditSeqBefore(beforeMs) {
+      check();
+      return s.lastAuditBefore.get(beforeMs)?.seq ?? undefined;
+    },
   };
 }
 
@@ -483,6 +520,19 @@ function makeWriter(reads: ReadStatements, w: WriteStatements, check: () => void
     async pruneChanges(beforeMs) {
       check();
       return w.pruneChanges.run(beforeMs).changes;
+    },
+    async appendAuditRows(rows) {
+      check();
+      for (const r of rows) w.insertAudit.run(r.seq, r.ts, r.event, r.prev, r.hash);
+    },
+    async deleteAuditThrough(seq) {
+      check();
+      return w.deleteAuditThrough.run(seq).changes;
+    },
+    async setAuditSetting(key, value) {
+      check();
+      if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+      w.setSetting.run(key, value);
     },
   };
 }
@@ -561,9 +611,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     reader.pragma("query_only = ON");
 
     const reads = prepareReads(reader);
-    // Per connection, SQLite bumps it when another connection commits: the
-    // writer below or another process. The reader itself never writes.
-    const dataVersion = reader.prepare<[], number>("PRAGMA data_version").pluck();
+    // SQLite bumps a connection's data_version when *another* connection
+    // commits. Read on the writer, it moves for every other process (the CLI,
+    // even a hand edit) but not for this store's own commits; those are
+    // counted here, except audit-only ones: a gateway appending admission
+    // entries must not look to itself like a change to grants.
+    const writerDataVersion = writer.prepare<[], number>("PRAGMA data_version").pluck();
+    let lastDataVersion = writerDataVersion.get() ?? 0;
+    let marker = 0;
     const txReads = prepareReads(writer);
     const writes = prepareWrites(writer);
     const mutex = acquireFileMutex(path);
@@ -588,6 +643,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     };
 
     const warn = opts.warn ?? (() => undefined);
+    const defaultActor = opts.auditActor ?? "gateway";
     const reserve = diskReserve(`${path}-reserve`);
     const refillReserve = (): void => {
       const problem = reserve.refill(Date.now());
@@ -596,7 +652,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     const diskFull = (e: unknown): StoreUnavailableError =>
       new StoreUnavailableError(`gatewarden store ${path}: the disk is full; free space and retry`, 5000, { cause: e });
 
-    const attempt = <T>(fn: (tx: StoreWriter) => Promise<T>): Promise<T> =>
+    const attempt = <T>(fn: (tx: StoreWriter) => Promise<T>, counts = true): Promise<T> =>
       mutex.run(async () => {
         checkOpen();
         // IMMEDIATE takes the write lock now (retried asynchronously while
@@ -610,6 +666,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
         try {
           const result = await fn(tx);
           writer.exec("COMMIT");
+          if (counts) marker++;
           return result;
         } catch (err) {
           // Some errors (e.g. SQLITE_FULL) already rolled back.
@@ -632,6 +689,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
         const gone = lostReason();
         if (gone) throw new StoreUnavailableError(`${gone}: nothing more is written to it (restart gatewarden, or restore the file from a backup)`, 60_000);
         refillReserve();
+        fn = auditedBody(fn, opts, defaultActor);
         try {
           return await attempt(fn);
         } catch (e) {
@@ -650,6 +708,16 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
         }
       },
 
+      async appendAudit(events) {
+        checkOpen();
+        await attempt((tx) => appendAuditEvents(tx, events, Date.now()), false);
+      },
+
+      async auditTransact(fn) {
+        checkOpen();
+        return attempt(fn, false);
+      },
+
       lost: lostReason,
 
       async damage() {
@@ -660,7 +728,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
 
       async commitMarker() {
         checkOpen();
-        return dataVersion.get() ?? 0;
+        const version = writerDataVersion.get() ?? 0;
+        if (version !== lastDataVersion) {
+          lastDataVersion = version;
+          marker++;
+        }
+        return marker;
       },
 
       async close() {

@@ -1,10 +1,14 @@
 import { isDeepStrictEqual } from "node:util";
+import { isAuditSetting } from "./audit-append.js";
+import type { AuditRow } from "./audit-chain.js";
 import type { BackendRecord, BootstrapRecord, PairedDeviceRecord, PendingRequestRecord } from "./records.js";
 import type { Store, StoreReader } from "./store.js";
 
 // Copying a whole store into another, empty one (SQLite → PostgreSQL).
 // The `changes` feed is not copied: it only tells running gateways what just
 // happened, and a gateway starting on the target reads the state itself.
+// The audit log is copied row for row with its anchor and checkpoint, so its
+// chain verifies on the target as it did on the source.
 
 /** Everything a store holds that outlives a gateway process. */
 export interface StoreContents {
@@ -13,6 +17,7 @@ export interface StoreContents {
   readonly backends: readonly BackendRecord[];
   readonly bootstrapTokens: readonly BootstrapRecord[];
   readonly settings: ReadonlyArray<{ readonly key: string; readonly value: string }>;
+  readonly auditRows: readonly AuditRow[];
 }
 
 const LISTS = [
@@ -21,6 +26,7 @@ const LISTS = [
   ["backends", "backend", "backends"],
   ["bootstrapTokens", "bootstrap token", "bootstrap tokens"],
   ["settings", "setting", "settings"],
+  ["auditRows", "audit entry", "audit entries"],
 ] as const satisfies ReadonlyArray<readonly [keyof StoreContents, string, string]>;
 
 /** The target already holds records; the transaction wrote nothing. */
@@ -43,7 +49,20 @@ export async function readStoreContents(reader: StoreReader): Promise<StoreConte
     backends: await reader.listBackends(),
     bootstrapTokens: await reader.listBootstrapTokens(),
     settings: await reader.listSettings(),
+    auditRows: await readAllAuditRows(reader),
   };
+}
+
+const AUDIT_PAGE = 1000;
+
+async function readAllAuditRows(reader: StoreReader): Promise<AuditRow[]> {
+  const out: AuditRow[] = [];
+  for (;;) {
+    const page = await reader.auditRows(out.at(-1)?.seq ?? 0, AUDIT_PAGE);
+    // Rows as plain objects, whatever a driver returns, so copies compare equal.
+    for (const r of page) out.push({ seq: Number(r.seq), ts: Number(r.ts), event: r.event, prev: r.prev, hash: r.hash });
+    if (page.length < AUDIT_PAGE) return out;
+  }
 }
 
 /** "3 paired devices, 1 pending request, …": counts only, never a record's content. */
@@ -76,8 +95,9 @@ export async function copyStoreContents(target: Store, contents: StoreContents):
     for (const request of contents.pendingRequests) await tx.putPendingRequest(request);
     for (const backend of contents.backends) await tx.putBackend(backend);
     for (const bootstrap of contents.bootstrapTokens) await tx.putBootstrap(bootstrap);
-    for (const { key, value } of contents.settings) await tx.setSetting(key, value);
+    for (const { key, value } of contents.settings) await (isAuditSetting(key) ? tx.setAuditSetting(key, value) : tx.setSetting(key, value));
+    for (let i = 0; i < contents.auditRows.length; i += AUDIT_PAGE) await tx.appendAuditRows(contents.auditRows.slice(i, i + AUDIT_PAGE));
     const written = differingLists(contents, await readStoreContents(tx));
     if (written.length > 0) throw new CopyMismatchError(written);
-  });
+  }, { importing: true });
 }

@@ -1,4 +1,5 @@
 import type { Role } from "../protocol/enums.js";
+import type { AuditActorLabel, AuditEventInput, AuditRow } from "./audit-chain.js";
 import type { BackendRecord, BootstrapRecord, PairedDeviceRecord, PendingRequestRecord } from "./records.js";
 
 /**
@@ -43,9 +44,28 @@ export interface StoreReader {
   changesSince(afterId: number, limit: number): Promise<ChangeRecord[]>;
   /** 0 when there are none. */
   latestChangeId(): Promise<number>;
+  /** Audit rows with seq > afterSeq, oldest first, at most `limit`. */
+  auditRows(afterSeq: number, limit: number): Promise<AuditRow[]>;
+  newestAuditRow(): Promise<AuditRow | undefined>;
+  /** The highest seq of a row written before `beforeMs`, if any (for retention). */
+  lastAuditSeqBefore(beforeMs: number): Promise<number | undefined>;
 }
 
-export interface StoreWriter extends StoreReader {
+/**
+ * What an audit-only transaction may do: read, append linked rows, prune, and
+ * keep the chain's anchor and checkpoint (settings under `audit.`). Nothing
+ * that grants or revokes, so it is not announced to other instances and does
+ * not empty their caches.
+ */
+export interface AuditWriter extends StoreReader {
+  appendAuditRows(rows: readonly AuditRow[]): Promise<void>;
+  /** Deletes rows with seq <= `seq`; returns how many. */
+  deleteAuditThrough(seq: number): Promise<number>;
+  /** Only keys under `audit.`. */
+  setAuditSetting(key: string, value: string): Promise<void>;
+}
+
+export interface StoreWriter extends AuditWriter {
   putPairedDevice(record: PairedDeviceRecord): Promise<void>;
   deletePairedDevice(deviceId: string): Promise<boolean>;
   putPendingRequest(record: PendingRequestRecord): Promise<void>;
@@ -73,6 +93,18 @@ export interface TransactOptions {
    * written. Never set for anything that grants.
    */
   readonly revocation?: boolean;
+  /**
+   * Who the audit log names for what this transaction changes (see
+   * pairing/actor.ts): the store's default when absent ("owner" for the
+   * admin CLI, "gateway" for the server).
+   */
+  readonly actor?: AuditActorLabel;
+  /**
+   * A whole store copied in (`store migrate`): rows, the audit log and its
+   * settings are written as they are, with no entry per record (the command
+   * appends one entry for the migration once the copy is checked).
+   */
+  readonly importing?: boolean;
 }
 
 /**
@@ -130,6 +162,13 @@ export interface Store extends StoreReader {
    * If `fn` throws, nothing it wrote is kept.
    */
   transact<T>(fn: (tx: StoreWriter) => Promise<T>, opts?: TransactOptions): Promise<T>;
+  /**
+   * Append `events` to the audit log in a transaction of their own, linked
+   * after the newest row. Not a commit others must react to: caches stay.
+   */
+  appendAudit(events: readonly AuditEventInput[]): Promise<void>;
+  /** An audit-only transaction (pruning under a signed checkpoint). */
+  auditTransact<T>(fn: (tx: AuditWriter) => Promise<T>): Promise<T>;
   /**
    * A number that differs once anything has been committed since it was
    * last read, by this process or another (the admin CLI writes the same

@@ -143,7 +143,21 @@ describe("A47 secrets never reach logs, error replies, audit entries or listings
     } finally {
       db.close();
     }
-    await delay(100);
+    // the store's tamper-evident audit log: neither the secrets nor the digests stored for them
+    await delay(400); // admission entries are written in batches (every 200 ms)
+    const auditDb = new Database(join(gw.stateDir, "gatewarden.sqlite"), { readonly: true, fileMustExist: true });
+    try {
+      const rows = auditDb.prepare("SELECT event FROM audit_log ORDER BY seq").all() as { event: string }[];
+      const kinds = new Set(rows.map((r) => (JSON.parse(r.event) as { kind: string }).kind));
+      for (const kind of ["admission.admit", "admission.reject", "device.paired", "device.token.rotated", "backend.added", "backend.revoked"]) assert.ok(kinds.has(kind), `the audit log has ${kind} entries`);
+      const text = rows.map((r) => r.event).join("\n");
+      ledger.assertAbsentFrom(text, "the store's audit log");
+      const digests = auditDb.prepare("SELECT token_hash AS h FROM device_tokens UNION ALL SELECT secret_hash FROM backends UNION ALL SELECT token_hash FROM bootstrap_tokens UNION ALL SELECT value FROM settings WHERE key = 'auth.sharedTokenHash'").all() as { h: string }[];
+      assert.ok(digests.length > 0);
+      for (const { h } of digests) assert.ok(!text.includes(h), "no stored secret digest is in the audit log");
+    } finally {
+      auditDb.close();
+    }
     const audit = gw.logLines().filter((l) => l.audit === "admission");
     assert.ok(audit.some((l) => l.decision === "reject") && audit.some((l) => l.decision === "admit"), "rejections and admissions were logged");
     await assertLogsHoldNoSecret(gw, ledger);

@@ -4,6 +4,7 @@ import pg from "pg";
 import { StoreUnavailableError } from "../../src/store/errors.js";
 import { POSTGRES_SCHEMA_VERSION, openPostgresStore, redactPostgresUrl } from "../../src/store/postgres-store.js";
 import type { StoreNotice } from "../../src/store/store.js";
+import { verifyAuditLog } from "../../src/store/audit-verify.js";
 import { startPostgres, type PostgresServer } from "../support/postgres.js";
 import { runStoreContract } from "./store-contract.js";
 
@@ -45,7 +46,7 @@ describe("postgres store (schema, notices, shared lockouts, outages)", () => {
     await c.connect();
     try {
       const rows = (await c.query<{ version: number }>("SELECT version FROM schema_migrations ORDER BY version")).rows;
-      assert.deepEqual(rows.map((r) => r.version), [POSTGRES_SCHEMA_VERSION]);
+      assert.deepEqual(rows.map((r) => r.version), Array.from({ length: POSTGRES_SCHEMA_VERSION }, (_v, i) => i + 1));
     } finally {
       await c.end();
       await Promise.all(stores.map((s) => s.close()));
@@ -65,6 +66,29 @@ describe("postgres store (schema, notices, shared lockouts, outages)", () => {
       await waitFor(notices, "commit");
       assert.equal(await b.getSetting("k"), "v");
       assert.notEqual(await b.commitMarker(), before);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("audit entries appended by two instances at once form one unbroken chain, and are not announced to listeners", async () => {
+    const url = await pgServer().createDatabase();
+    const a = await openPostgresStore({ url });
+    const b = await openPostgresStore({ url, listen: true });
+    try {
+      const notices: StoreNotice[] = [];
+      b.notices?.subscribe((n) => notices.push(n));
+      const marker = await b.commitMarker();
+      const batch = (who: string, i: number) => Array.from({ length: 5 }, (_v, j) => ({ kind: "t.n", actor: who, fields: { i, j } }));
+      await Promise.all(Array.from({ length: 10 }, (_v, i) => (i % 2 === 0 ? a : b).appendAudit(batch(i % 2 === 0 ? "a" : "b", i))));
+      const rows = await a.auditRows(0, 1000);
+      assert.deepEqual(rows.map((r) => r.seq), Array.from({ length: 50 }, (_v, i) => i + 1));
+      const verdict = await verifyAuditLog(b, () => true);
+      assert.ok(verdict.ok && verdict.checked === 50, JSON.stringify(verdict));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(notices.filter((n) => n.kind === "commit").length, 0, "no commit notice for audit-only writes");
+      assert.equal(await b.commitMarker(), marker);
     } finally {
       await a.close();
       await b.close();

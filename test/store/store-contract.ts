@@ -12,6 +12,9 @@ import type {
   PendingRequestRecord,
 } from "../../src/store/records.js";
 import type { ChangeInput, Store, StoreWriter } from "../../src/store/store.js";
+import { generateKeyPairSync, sign as edSign } from "node:crypto";
+import { pruneAudit } from "../../src/server/audit-retention.js";
+import { verifyAuditLog } from "../../src/store/audit-verify.js";
 
 // The behaviour every Store implementation must have. Each case opens a fresh
 // store through `open` and closes it afterwards.
@@ -813,6 +816,100 @@ export function runStoreContract(name: string, open: () => Promise<Store>, optio
             assert.notEqual(now, last, `commit #${i + 1} moved the marker`);
             last = now;
           }
+        }));
+    });
+
+    describe("audit log", () => {
+      const kinds = async (store: Store): Promise<Array<{ kind: string; actor: string }>> =>
+        (await store.auditRows(0, 10_000)).map((r) => JSON.parse(r.event) as { kind: string; actor: string });
+      const anyKey = (): boolean => true;
+
+      it("appendAudit links entries after the anchor with contiguous sequence numbers, and the log verifies", () =>
+        withStore(async (store) => {
+          await store.appendAudit([{ kind: "t.one", actor: "gateway", fields: { n: 1 } }]);
+          await store.appendAudit([
+            { kind: "t.two", actor: "gateway", fields: { list: ["a", "b"] } },
+            { kind: "t.three", actor: "owner" },
+          ]);
+          const rows = await store.auditRows(0, 100);
+          assert.deepEqual(rows.map((r) => r.seq), [1, 2, 3]);
+          assert.equal(rows[1]?.prev, rows[0]?.hash);
+          assert.deepEqual((await store.newestAuditRow())?.seq, 3);
+          const verdict = await verifyAuditLog(store, anyKey);
+          assert.ok(verdict.ok && verdict.checked === 3, JSON.stringify(verdict));
+        }));
+
+      it("a transaction's changes to grants are audited in it, under the actor it names (the store's default otherwise)", () =>
+        withStore(async (store) => {
+          await store.transact((tx) => tx.putPairedDevice(fullDevice("dev-1")), { actor: "device:approver" });
+          await store.transact((tx) => tx.putBackend(backend("be-1")));
+          await store.transact(async (tx) => {
+            await tx.deletePairedDevice("dev-1");
+          }, { actor: "owner" });
+          const got = await kinds(store);
+          assert.deepEqual(got.map((e) => `${e.kind}/${e.actor}`), ["device.paired/device:approver", "backend.added/gateway", "device.removed/owner"]);
+          assert.ok((await verifyAuditLog(store, anyKey)).ok);
+        }));
+
+      it("a transaction that fails keeps none of its audit entries", () =>
+        withStore(async (store) => {
+          await assert.rejects(
+            store.transact(async (tx) => {
+              await tx.putPairedDevice(fullDevice("dev-1"));
+              throw new Boom();
+            }),
+            Boom,
+          );
+          assert.deepEqual(await kinds(store), []);
+        }));
+
+      it("inside a transaction, the audit log and its settings cannot be written directly", () =>
+        withStore(async (store) => {
+          await assert.rejects(store.transact((tx) => tx.setSetting("audit.anchor", "00")), /written only by the audit log/);
+          await assert.rejects(store.transact((tx) => tx.appendAuditRows([])), /written only by the audit log/);
+          await assert.rejects(store.transact((tx) => tx.deleteAuditThrough(10)), /written only by the audit log/);
+        }));
+
+      it("an audit-only append does not move the commit marker (no cache is emptied for it); a change does", () =>
+        withStore(async (store) => {
+          await store.transact((tx) => tx.setSetting("k", "v"));
+          const before = await store.commitMarker();
+          await store.appendAudit([{ kind: "t.quiet", actor: "gateway" }]);
+          assert.equal(await store.commitMarker(), before);
+          await store.transact((tx) => tx.putPairedDevice(fullDevice("dev-1")));
+          assert.notEqual(await store.commitMarker(), before);
+        }));
+
+      it("pruning keeps the newest entries under a signed checkpoint, and the log still verifies (only with the signer trusted)", () =>
+        withStore(async (store) => {
+          const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+          const signer = { publicKey: publicKey.export({ format: "der", type: "spki" }).subarray(12).toString("base64url"), sign: (p: string) => edSign(null, Buffer.from(p), privateKey).toString("base64url") };
+          await store.appendAudit(Array.from({ length: 12 }, (_v, i) => ({ kind: "t.n", actor: "gateway", fields: { i } })));
+          const outcome = await pruneAudit(store, { nowMs: Date.now(), retention: { maxAgeMs: 86_400_000, maxEntries: 5 }, signer, trusted: (k) => k === signer.publicKey });
+          assert.deepEqual(outcome, { pruned: 7, throughSeq: 7 });
+          assert.deepEqual((await store.auditRows(0, 100)).map((r) => r.seq), [8, 9, 10, 11, 12]);
+          const verdict = await verifyAuditLog(store, (k) => k === signer.publicKey);
+          assert.ok(verdict.ok && verdict.checked === 5 && verdict.checkpoint?.throughSeq === 7, JSON.stringify(verdict));
+          assert.equal((await verifyAuditLog(store, () => false)).ok, false);
+          // Appends continue the chain from the newest row.
+          await store.appendAudit([{ kind: "t.after", actor: "gateway" }]);
+          assert.ok((await verifyAuditLog(store, (k) => k === signer.publicKey)).ok);
+        }));
+
+      it("pruning refuses to sign over a prefix that was tampered with, and prunes nothing", () =>
+        withStore(async (store) => {
+          const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+          const signer = { publicKey: publicKey.export({ format: "der", type: "spki" }).subarray(12).toString("base64url"), sign: (p: string) => edSign(null, Buffer.from(p), privateKey).toString("base64url") };
+          await store.appendAudit(Array.from({ length: 6 }, (_v, i) => ({ kind: "t.n", actor: "gateway", fields: { i } })));
+          const rows = await store.auditRows(0, 100);
+          // Re-link row 2 onto a forged row 1 through the store's own audit-only path (as a store-level tamperer would).
+          await store.auditTransact(async (tx) => {
+            await tx.deleteAuditThrough(6);
+            await tx.appendAuditRows(rows.map((r) => (r.seq === 2 ? { ...r, event: r.event.replace('"i":1', '"i":99') } : r)));
+          });
+          const outcome = await pruneAudit(store, { nowMs: Date.now(), retention: { maxAgeMs: 86_400_000, maxEntries: 2 }, signer, trusted: () => true });
+          assert.ok("refused" in outcome && /entry #2 does not match its hash/.test(outcome.refused), JSON.stringify(outcome));
+          assert.equal((await store.auditRows(0, 100)).length, 6);
         }));
     });
 

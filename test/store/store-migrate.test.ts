@@ -9,6 +9,7 @@ import { openPostgresStore } from "../../src/store/postgres-store.js";
 import type { BackendRecord, BootstrapRecord, PairedDeviceRecord, PendingRequestRecord } from "../../src/store/records.js";
 import { openSqliteReader, openSqliteStore } from "../../src/store/sqlite-store.js";
 import { readStoreContents, type StoreContents } from "../../src/store/store-migrate.js";
+import { verifyAuditLog } from "../../src/store/audit-verify.js";
 import { SETTING_SHARED_TOKEN_HASH } from "../../src/store/store.js";
 import { freePort } from "../support/free-port.js";
 import { BIN, startGatewayProcess } from "../support/gateway-process.js";
@@ -166,18 +167,29 @@ function assertOneLineError(r: { status: number | null; stdout: string; stderr: 
 }
 
 describe("gatewarden store migrate (SQLite → PostgreSQL)", () => {
-  it("copies every record (devices with all tokens, pending, backends incl. revoked, bootstrap tokens, settings) equal, but not the changes feed, and says so in one line without secrets", async () => {
+  it("copies every record (devices with all tokens, pending, backends incl. revoked, bootstrap tokens, settings, the audit log) equal, but not the changes feed, and says so in one line without secrets", async () => {
     const source = await sqliteState();
     const url = await pgServer().createDatabase();
     const r = migrate("--from", `sqlite:${source}`, "--to", url);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, "");
-    assert.equal(r.stdout, `migrated 3 paired devices, 1 pending request, 2 backends, 1 bootstrap token, 1 setting from ${source} to ${url}\n`);
+    // The settings are the shared token's digest and the audit log's anchor.
+    assert.equal(r.stdout, `migrated 3 paired devices, 1 pending request, 2 backends, 1 bootstrap token, 2 settings, 8 audit entries from ${source} to ${url}\n`);
     for (const h of HASHES) assert.ok(h !== undefined && !r.stdout.includes(h), "no hash printed");
 
-    const { latestChangeId, ...copied } = await postgresContents(url);
-    const original = await sqliteContents(source);
+    const { latestChangeId, auditRows, ...copied } = await postgresContents(url);
+    const { auditRows: originalAudit, ...original } = await sqliteContents(source);
     assert.deepEqual(copied, original);
+    // The chain is copied row for row, and the migration itself is linked after it.
+    assert.deepEqual(auditRows.slice(0, -1), originalAudit);
+    assert.equal((JSON.parse(auditRows.at(-1)?.event ?? "{}") as { kind?: string }).kind, "store.migrated");
+    const target = await openPostgresStore({ url });
+    try {
+      const verdict = await verifyAuditLog(target, () => false);
+      assert.ok(verdict.ok && verdict.checked === originalAudit.length + 1, JSON.stringify(verdict));
+    } finally {
+      await target.close();
+    }
     assert.equal(original.pairedDevices.length, 3);
     assert.equal(original.backends.find((b) => b.id === "be-2")?.revokedAtMs, 7_000);
     assert.equal(latestChangeId, 0, "the changes feed is not copied");
@@ -204,7 +216,7 @@ describe("gatewarden store migrate (SQLite → PostgreSQL)", () => {
     const before = await postgresContents(url);
 
     const r = migrate("--from", `sqlite:${source}`, "--to", url);
-    assertOneLineError(r, /^gatewarden: the target postgres:\/\/\S+ is not empty \(it holds 0 paired devices, .*1 setting\); nothing was written/);
+    assertOneLineError(r, /^gatewarden: the target postgres:\/\/\S+ is not empty \(it holds 0 paired devices, .*1 setting, 0 audit entries\); nothing was written/);
     assert.deepEqual(await postgresContents(url), before);
   });
 
