@@ -6,7 +6,7 @@ import { openPostgresStore, postgresUrlHasPassword, redactPostgresUrl, type Post
 import { backupSqliteDatabase, openSqliteReader, restoreSqliteDatabase, type SqliteReader } from "../store/sqlite-store.js";
 import { copyStoreContents, CopyMismatchError, describeCounts, differingLists, readStoreContents, TargetNotEmptyError, type StoreContents } from "../store/store-migrate.js";
 import { adminStoreLocation, type StoreLocation } from "../config.js";
-import { CliError, privateDatabasePath } from "./admin-store.js";
+import { CliError, privateDatabasePath, withAdminStore } from "./admin-store.js";
 import type { StateDirOption } from "./state-dir-option.js";
 
 // Backups of the gateway's state with SQLite's online backup API: consistent
@@ -33,12 +33,14 @@ export function storeCommand(opts: StateDirOption): Command {
     .command("restore")
     .description("replace the state database with a checked backup; stop the gateway first (a running one sees its file replaced and admits nobody until restarted)")
     .argument("<file>", "a file written by `gatewarden store backup`")
-    .action((file: string) => {
+    .action(async (file: string) => {
       sqliteOnly(opts, "restore");
       const path = privateDatabasePath(opts.stateDir());
       const backup = resolve(file);
       if (!existsSync(backup)) throw new CliError(`no such backup: ${backup}`);
       restoreSqliteDatabase(path, backup);
+      // The audit log is now the backup's: what was written after it is gone, and the log says why.
+      await withAdminStore(opts, (store) => store.appendAudit([{ kind: "store.restored", actor: "owner", fields: { from: backup.slice(-256) } }]));
       process.stdout.write(`restored ${path} from ${backup}; start the gateway (gatewarden serve)\n`);
     });
 

@@ -119,7 +119,7 @@ describe("a corrupted database, and backups", () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("a backup taken while serving restores a database whose pages were overwritten with garbage, which serve refuses in one line naming the file", async () => {
+  it("a backup taken while serving restores a database whose pages were overwritten with garbage, which serve refuses in one line naming the file; the restore is in the audit log", async () => {
     const stateDir = join(dir, "state");
     const gw = await startGatewayProcess({ stateDir });
     ledger.add(gw.token);
@@ -147,6 +147,11 @@ describe("a corrupted database, and backups", () => {
     try {
       const list = again.cli(["--state-dir", stateDir, "devices", "list", "--json"]);
       assert.ok((JSON.parse(list.stdout) as { paired: { deviceId: string }[] }).paired.some((p) => p.deviceId === device.id), "the pairing came back with the backup");
+      // The audit log came back with it, still intact, and says it was restored.
+      const last = again.cli(["--state-dir", stateDir, "audit", "tail", "-n", "1", "--json"]);
+      assert.equal((JSON.parse(last.stdout) as { kind: string }).kind, "store.restored");
+      const verified = again.cli(["--state-dir", stateDir, "audit", "verify"]);
+      assert.equal(verified.code, 0, verified.stderr);
     } finally {
       await again.stop();
     }
