@@ -2,12 +2,13 @@ import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { afterLine, writeBenchmarksBlock } from "./lib/benchmarks-block.js";
+import { publishSection } from "./lib/benchmarks-block.js";
 import { benchArgs, benchMachine, benchTempDir, runBench } from "./lib/bench-process.js";
 import {
   compareHandshakes,
   concurrencyLabel,
   fmt,
+  phaseLine,
   ratioOfRuns,
   ratioText,
   scheduleText,
@@ -281,10 +282,7 @@ async function main(): Promise<void> {
     },
     kept(v, c, run, x) {
       if (v === "on") onCompleted += x.completed;
-      say(
-        `run ${run + 1} ${v} ${c === 1 ? "seq" : `c${c}`}: ${x.rate.toFixed(0)}/s p50 ${x.p50Ms.toFixed(2)} ms p99 ${x.p99Ms.toFixed(2)} ms, ` +
-          `${x.serverCpuUs.toFixed(0)} µs CPU each, server busy ${x.serverBusy.toFixed(2)}, client busy ${x.clientBusy.toFixed(2)}, others ${(x.foreign * 100).toFixed(0)}%${x.errors ? `, ${x.errors} errors (${x.firstError})` : ""}`,
-      );
+      say(phaseLine(v, c, run, x));
     },
   });
   for (const c of opts.concurrencies) {
@@ -296,9 +294,7 @@ async function main(): Promise<void> {
     return;
   }
   const section = render(figures, { opts, quick: opts.quick, seconds: (performance.now() - started) / 1000, pairingSeconds, pinned, scrapes, counted });
-  writeBenchmarksBlock(ROOT, "metrics-results.md", "metrics-bench", section, afterLine(AFTER_BLOCK));
-  process.stdout.write(`\n${section}\n`);
-  say("wrote bench/metrics-results.md and its block in BENCHMARKS.md");
+  publishSection(ROOT, "metrics", section, AFTER_BLOCK, say);
 }
 
 runBench("bench:metrics", main, HARD_LIMIT_MS);

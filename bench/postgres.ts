@@ -7,9 +7,9 @@ import pg from "pg";
 import { createTestDevice, type TestDevice } from "../test/support/device.js";
 import { TestClient } from "../test/support/protocol-client.js";
 import { benchArgs, benchMachine, benchTempDir, runBench } from "./lib/bench-process.js";
-import { compareHandshakes, concurrencyLabel, fmt, ratioOfRuns, ratioText, scheduleText, startBenchGateway, type BenchGateway, type HandshakeMeasure, type HandshakeSchedule } from "./lib/handshake-comparison.js";
+import { compareHandshakes, concurrencyLabel, fmt, phaseLine, ratioOfRuns, ratioText, scheduleText, startBenchGateway, type BenchGateway, type HandshakeMeasure, type HandshakeSchedule } from "./lib/handshake-comparison.js";
 import { cpuBetween, startBenchPostgres, type BenchPostgres } from "./lib/pg-cluster.js";
-import { afterLine, writeBenchmarksBlock } from "./lib/benchmarks-block.js";
+import { publishSection } from "./lib/benchmarks-block.js";
 import { machineInfo } from "./lib/proc.js";
 import { track } from "./lib/servers.js";
 import { median, percentileSorted } from "./lib/stats.js";
@@ -171,11 +171,7 @@ async function handshakePart(opts: Options, tmp: string, pgServer: BenchPostgres
       return { ...m, pgCpuS: m.otherCpuS, commits: commitsAfter - commits0 };
     },
     kept(s, c, run, sample) {
-      say(
-        `run ${run + 1} ${s} ${c === 1 ? "seq" : `c${c}`}: ${sample.rate.toFixed(0)}/s p50 ${sample.p50Ms.toFixed(2)} ms p99 ${sample.p99Ms.toFixed(2)} ms, ` +
-          `${sample.serverCpuUs.toFixed(0)} µs CPU each, server busy ${sample.serverBusy.toFixed(2)}, client busy ${sample.clientBusy.toFixed(2)}, ` +
-          `PostgreSQL ${(sample.pgCpuS * 1000).toFixed(0)} ms CPU${sample.commits > 0 ? `, ${sample.commits} commit(s) since its previous phase` : ""}, others ${(sample.foreign * 100).toFixed(0)}%${sample.errors ? `, ${sample.errors} errors (${sample.firstError})` : ""}`,
-      );
+      say(phaseLine(s, c, run, sample, `PostgreSQL ${(sample.pgCpuS * 1000).toFixed(0)} ms CPU${sample.commits > 0 ? `, ${sample.commits} commit(s) since its previous phase` : ""}, `));
     },
   });
   const { figures } = result;
@@ -499,9 +495,7 @@ async function main(): Promise<void> {
     return;
   }
   const section = render(figures, revokes, { quick: opts.quick, seconds: (performance.now() - started) / 1000, pairingSeconds, pinned, pgSettings: pgServer.settings, opts });
-  writeBenchmarksBlock(ROOT, "postgres-results.md", "postgres-bench", section, afterLine(AFTER_BLOCK));
-  process.stdout.write(`\n${section}\n`);
-  say("wrote bench/postgres-results.md and its block in BENCHMARKS.md");
+  publishSection(ROOT, "postgres", section, AFTER_BLOCK, say);
 }
 
 runBench("bench:postgres", main, HARD_LIMIT_MS, () => {

@@ -32,3 +32,10 @@ export function afterLine(marker: string): (text: string) => number | undefined 
     return at >= 0 ? at + marker.length + 1 : undefined; // past the marker's newline
   };
 }
+
+/** Write a side-by-side bench's section (as `writeBenchmarksBlock`, placed after another block's end marker), print it, and say where it went. */
+export function publishSection(root: string, bench: string, section: string, afterMarker: string, say: (text: string) => void): void {
+  writeBenchmarksBlock(root, `${bench}-results.md`, `${bench}-bench`, section, afterLine(afterMarker));
+  process.stdout.write(`\n${section}\n`);
+  say(`wrote bench/${bench}-results.md and its block in BENCHMARKS.md`);
+}

@@ -279,3 +279,12 @@ export function scheduleText(schedule: HandshakeSchedule, pairingSeconds: number
     (pinned ? "the gateway under test pinned to CPU 1 and the load generator (bench/load-client.ts, one per server, the same code) to CPU 0" : "no CPU pinning")
   );
 }
+
+/** One kept phase in the progress output: "run 2 on c200: 2500/s p50 … others 3%", with `extra` before the share of others. */
+export function phaseLine(variant: string, concurrency: number, run: number, x: HandshakeMeasure, extra = ""): string {
+  return (
+    `run ${run + 1} ${variant} ${concurrency === 1 ? "seq" : `c${concurrency}`}: ${x.rate.toFixed(0)}/s p50 ${x.p50Ms.toFixed(2)} ms p99 ${x.p99Ms.toFixed(2)} ms, ` +
+    `${x.serverCpuUs.toFixed(0)} µs CPU each, server busy ${x.serverBusy.toFixed(2)}, client busy ${x.clientBusy.toFixed(2)}, ${extra}` +
+    `others ${(x.foreign * 100).toFixed(0)}%${x.errors ? `, ${x.errors} errors (${x.firstError})` : ""}`
+  );
+}

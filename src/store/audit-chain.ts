@@ -61,9 +61,15 @@ export function rowHash(prev: string, seq: number, ts: number, event: string): s
   return sha256(`${prev}\n${seq}\n${ts}\n${event}`);
 }
 
-/** The stored text of an event: its fields, kind and actor, keys sorted, undefined fields left out. */
+/**
+ * The stored text of an event: its fields, kind and actor, keys sorted,
+ * undefined fields left out. Field values are flat (no objects), so the key
+ * list given to JSON.stringify orders the whole text: the native path, with
+ * no replacer call per value (one entry per handshake).
+ */
 export function encodeAuditEvent(e: AuditEventInput): string {
-  return canonicalJson({ ...e.fields, kind: e.kind, actor: e.actor });
+  const all: Record<string, AuditValue> = { ...e.fields, kind: e.kind, actor: e.actor };
+  return JSON.stringify(all, Object.keys(all).sort());
 }
 
 export interface AuditHead {

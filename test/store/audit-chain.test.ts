@@ -8,6 +8,7 @@ import {
   auditHeadOf,
   checkpointPayload,
   describeAuditBreak,
+  encodeAuditEvent,
   linkAuditRows,
   type AuditCheckpoint,
   type AuditEventInput,
@@ -15,6 +16,7 @@ import {
   type AuditVerdict,
 } from "../../src/store/audit-chain.js";
 import { pruneThrough } from "../../src/server/audit-retention.js";
+import { canonicalJson } from "../../src/canonical-json.js";
 
 const ANCHOR = "ab".repeat(32);
 
@@ -42,6 +44,17 @@ function signer() {
 }
 
 describe("the audit hash chain", () => {
+  it("an event's stored text is canonical JSON: keys sorted, undefined fields left out, whatever order it was built in (property)", () => {
+    fc.assert(
+      fc.property(EVENT_ARB, (e) => {
+        const text = encodeAuditEvent(e);
+        assert.equal(text, canonicalJson({ ...e.fields, kind: e.kind, actor: e.actor }));
+        const reversed = Object.fromEntries(Object.entries(e.fields ?? {}).reverse());
+        assert.equal(encodeAuditEvent({ ...e, fields: { ...reversed, unset: undefined } }), text);
+      }),
+    );
+  });
+
   it("any chain, linked in batches of any size, verifies whole (property)", () => {
     fc.assert(
       fc.property(fc.array(fc.array(EVENT_ARB, { maxLength: 5 }), { maxLength: 6 }), (batches) => {
