@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, realpathSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import Database from "better-sqlite3";
+import { Database } from "./sqlite-driver.js";
 import { systemClock } from "../clock.js";
 import { StoreConflictError, StoreUnavailableError } from "./errors.js";
 import { assertTokenRolesMatch } from "./invariants.js";

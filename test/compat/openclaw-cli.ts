@@ -32,15 +32,26 @@ export function compatCacheDir(): string {
   return process.env.GATEWARDEN_COMPAT_CACHE ?? join(ROOT, ".cache", "compat");
 }
 
+function compatTargets(): VersionsFile["targets"] {
+  return (JSON.parse(readFileSync(join(ROOT, "test", "compat", "versions.json"), "utf8")) as VersionsFile).targets;
+}
+
+/** The Node runtimes install.sh puts in the cache (the suite also runs under them: test/run-suite.ts). */
+export function compatNodeVersions(): string[] {
+  return [...new Set(compatTargets().map((t) => t.node))];
+}
+
+export function compatNodeBin(version: string): string {
+  return join(compatCacheDir(), `node-${version}`, "bin", "node");
+}
+
 export function compatTarget(openclaw: string): CompatTarget {
-  const versions = JSON.parse(readFileSync(join(ROOT, "test", "compat", "versions.json"), "utf8")) as VersionsFile;
-  const t = versions.targets.find((v) => v.openclaw === openclaw);
+  const t = compatTargets().find((v) => v.openclaw === openclaw);
   if (!t) throw new Error(`openclaw ${openclaw} is not listed in test/compat/versions.json`);
-  const cache = compatCacheDir();
   return {
     ...t,
-    nodeBin: join(cache, `node-${t.node}`, "bin", "node"),
-    entry: join(cache, `openclaw-${t.openclaw}`, "node_modules", "openclaw", "openclaw.mjs"),
+    nodeBin: compatNodeBin(t.node),
+    entry: join(compatCacheDir(), `openclaw-${t.openclaw}`, "node_modules", "openclaw", "openclaw.mjs"),
   };
 }
 

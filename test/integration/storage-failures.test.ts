@@ -5,7 +5,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import Database from "better-sqlite3";
+import { Database } from "../../src/store/sqlite-driver.js";
 import { SecretLedger, assertRefused, detailCode, helloAuth, openConnect, pairDevice } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
 import { BIN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";

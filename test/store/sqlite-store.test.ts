@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import Database from "better-sqlite3";
+import { Database } from "../../src/store/sqlite-driver.js";
 import type { PairedDeviceRecord } from "../../src/store/records.js";
 import { StoreUnavailableError } from "../../src/store/errors.js";
 import { SQLITE_SCHEMA_VERSION, openSqliteReader, openSqliteStore } from "../../src/store/sqlite-store.js";

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { Database, loadSqliteDriver, sqliteDriverPackage } from "../../src/store/sqlite-driver.js";
+
+const require = createRequire(import.meta.url);
+const dir = mkdtempSync(join(tmpdir(), "gatewarden-driver-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("the SQLite driver", () => {
+  it("is better-sqlite3 12 (built for this Node) on Node 20 and 21, the prebuilt 13 from Node 22 on", () => {
+    assert.equal(sqliteDriverPackage("20.12.0"), "better-sqlite3-node20");
+    assert.equal(sqliteDriverPackage("21.7.3"), "better-sqlite3-node20");
+    assert.equal(sqliteDriverPackage("22.0.0"), "better-sqlite3");
+    assert.equal(sqliteDriverPackage("24.21.0"), "better-sqlite3");
+    const { version } = require(`${sqliteDriverPackage(process.versions.node)}/package.json`) as { version: string };
+    assert.equal(version.split(".")[0], Number(process.versions.node.split(".")[0]) >= 22 ? "13" : "12");
+  });
+
+  it(`opens a WAL database, writes and reads it under this Node (${process.versions.node})`, () => {
+    const path = join(dir, "wal.sqlite");
+    const db = new Database(path);
+    assert.equal(db.pragma("journal_mode = WAL", { simple: true }), "wal");
+    db.exec("CREATE TABLE t (k TEXT PRIMARY KEY)");
+    db.prepare("INSERT INTO t VALUES (?)").run("a");
+    assert.throws(() => db.prepare("INSERT INTO t VALUES (?)").run("a"), (e: unknown) => e instanceof Database.SqliteError && e.code === "SQLITE_CONSTRAINT_PRIMARYKEY");
+    db.close();
+    const again = new Database(path, { readonly: true, fileMustExist: true });
+    assert.deepEqual(again.prepare("SELECT k FROM t").all(), [{ k: "a" }]);
+    again.close();
+  });
+
+  it("that cannot be loaded fails only when a database is opened, in one line naming the package and what to do", () => {
+    const missing = loadSqliteDriver("20.20.2", () => {
+      throw new Error("Cannot find module 'better-sqlite3-node20'\nRequire stack:\n- /x/sqlite-driver.js");
+    });
+    assert.throws(
+      () => new missing(join(dir, "never.sqlite")),
+      (e: unknown) =>
+        e instanceof Error &&
+        !e.message.includes("\n") &&
+        /^the SQLite driver for Node 20\.20\.2 \(better-sqlite3-node20\) did not load: Cannot find module 'better-sqlite3-node20' \(.*compiler.*Node 22 or 24\)$/.test(e.message),
+    );
+    assert.equal(new Error("x") instanceof missing.SqliteError, false);
+  });
+});
