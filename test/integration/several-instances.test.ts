@@ -210,20 +210,19 @@ describe("several instances on one PostgreSQL", () => {
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE changes IN ACCESS EXCLUSIVE MODE");
       void opsA.request("device.pair.approve", { requestId }).catch(() => undefined);
-      let stuck: number | undefined;
-      for (let i = 0; i < 300 && stuck === undefined; i++) {
-        const r = await watcher.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE application_name = 'gatewarden' AND wait_event_type = 'Lock' AND state = 'active'",
+      // Any instance reading the change feed waits on the locked table too, so the
+      // approval is the waiting connection that has already written the pairing.
+      let written = new Set<string>();
+      for (let i = 0; i < 300 && !written.has("paired_devices"); i++) {
+        if (i > 0) await delay(10);
+        const r = await watcher.query<{ pid: number; rel: string }>(
+          `SELECT l.pid, l.relation::regclass::text AS rel FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE a.application_name = 'gatewarden' AND a.wait_event_type = 'Lock' AND a.state = 'active'
+              AND l.granted AND l.mode = 'RowExclusiveLock' AND l.relation IS NOT NULL`,
         );
-        stuck = r.rows[0]?.pid;
-        if (stuck === undefined) await delay(10);
+        const approval = r.rows.find((row) => row.rel === "paired_devices")?.pid;
+        written = new Set(r.rows.filter((row) => row.pid === approval).map((row) => row.rel));
       }
-      assert.ok(stuck !== undefined, "A's approval is waiting inside its transaction");
-      const held = await watcher.query<{ rel: string }>(
-        "SELECT relation::regclass::text AS rel FROM pg_locks WHERE pid = $1 AND mode = 'RowExclusiveLock' AND relation IS NOT NULL",
-        [stuck],
-      );
-      const written = new Set(held.rows.map((r) => r.rel));
       assert.ok(written.has("paired_devices") && written.has("pending_requests"), `A had written the pairing and the request's deletion: ${[...written].join(", ")}`);
       a.proc.kill("SIGKILL");
       await new Promise((r) => a.proc.once("exit", r));
