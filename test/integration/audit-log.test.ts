@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { anchorDigest, checkpointPayload, type AuditCheckpoint } from "../../src/store/audit-chain.js";
-import Database from "better-sqlite3";
+import { Database } from "../../src/store/sqlite-driver.js";
 import { SecretLedger, addBackend, eventually, openConnect, pairDevice } from "../support/adversarial.js";
 import { createTestDevice } from "../support/device.js";
 import { startGatewayProcess, viaProxy, type GatewayProcess } from "../support/gateway-process.js";
