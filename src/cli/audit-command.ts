@@ -38,12 +38,20 @@ function entryObject(row: AuditRow): Record<string, unknown> {
 
 const FIRST = ["kind", "actor"];
 
+/** A plain word is shown bare; anything else (spaces, quotes, `=`, a comma, an empty string or list) as JSON, so a client's text cannot pose as another field. */
+const PLAIN = /^[^\s"=,]+$/u;
+function fieldValue(v: unknown): string {
+  if (Array.isArray(v)) return v.length > 0 && v.every((item) => PLAIN.test(String(item))) ? v.join(",") : JSON.stringify(v);
+  const text = String(v);
+  return PLAIN.test(text) ? text : JSON.stringify(text);
+}
+
 /** One line for a terminal: seq, time, kind, actor, then the other fields as key=value, every one escaped. */
 function entryLine(row: AuditRow): string {
   const e = entryObject(row);
   const rest = Object.entries(e)
     .filter(([k]) => !["seq", "time", "hash", ...FIRST].includes(k))
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : String(v)}`);
+    .map(([k, v]) => `${k}=${fieldValue(v)}`);
   return terminalSafe([`#${row.seq}`, String(e.time), String(e.kind), String(e.actor), ...rest].join("  "));
 }
 

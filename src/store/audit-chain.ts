@@ -129,6 +129,8 @@ export function checkpointSignatureValid(c: AuditCheckpoint): boolean {
 export type AuditBreak =
   | { readonly kind: "edited"; readonly seq: number }
   | { readonly kind: "missing"; readonly seq: number; readonly found: number }
+  /** A row before where the log starts (at or below the checkpoint, or below #1): pruned rows put back, or forged. */
+  | { readonly kind: "before-start"; readonly seq: number; readonly start: number }
   | { readonly kind: "relinked"; readonly seq: number }
   | { readonly kind: "checkpoint-forged" }
   | { readonly kind: "checkpoint-untrusted"; readonly signer: string }
@@ -151,12 +153,15 @@ export class AuditChainVerifier {
   private first: number | undefined;
   private broken: AuditBreak | undefined;
   private noAnchor = false;
+  /** The first seq the log may hold: 1, or the one after the checkpoint. */
+  private readonly start: number;
 
   constructor(
     anchorHex: string | undefined,
     private readonly checkpoint: AuditCheckpoint | undefined,
     trusted: (signer: string) => boolean,
   ) {
+    this.start = anchorHex !== undefined && checkpoint ? checkpoint.throughSeq + 1 : 1;
     if (anchorHex === undefined) {
       // An empty log has no anchor yet; rows or a checkpoint without one cannot be checked.
       this.expectSeq = 1;
@@ -182,6 +187,10 @@ export class AuditChainVerifier {
     if (this.broken) return false;
     if (this.noAnchor) {
       this.broken = { kind: "no-anchor" };
+      return false;
+    }
+    if (row.seq < this.start) {
+      this.broken = { kind: "before-start", seq: row.seq, start: this.start };
       return false;
     }
     if (row.seq !== this.expectSeq) {
@@ -219,6 +228,8 @@ export function describeAuditBreak(b: AuditBreak): string {
       return b.found > b.seq
         ? `entry #${b.seq} is missing (the next entry is #${b.found}): entries were deleted`
         : `entry #${b.found} appears where #${b.seq} belongs: entries were reordered or renumbered`;
+    case "before-start":
+      return `entry #${b.seq} lies before the start of the log (#${b.start}): pruned entries were put back, or it was forged`;
     case "relinked":
       return `entry #${b.seq} does not follow entry #${b.seq - 1}: an entry before it was replaced, deleted or moved`;
     case "checkpoint-forged":

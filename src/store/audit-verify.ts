@@ -15,7 +15,8 @@ export async function verifyAuditLog(reader: StoreReader, trusted: (key: string)
   for (let attempt = 1; ; attempt++) {
     const checkpointText = await reader.getSetting(SETTING_AUDIT_CHECKPOINT);
     const verifier = new AuditChainVerifier(await reader.getSetting(SETTING_AUDIT_ANCHOR), parseCheckpoint(checkpointText), trusted);
-    let after = parseCheckpoint(checkpointText)?.throughSeq ?? 0;
+    // From the lowest row there is, not from the checkpoint: a row put back (or forged) under it is a break too.
+    let after = Number.MIN_SAFE_INTEGER;
     for (;;) {
       const rows = await reader.auditRows(after, PAGE);
       if (rows.some((row) => !verifier.add(row)) || rows.length < PAGE) break;

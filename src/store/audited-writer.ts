@@ -16,7 +16,8 @@ const sameList = (a: readonly string[], b: readonly string[]): boolean => a.leng
 
 function tokenEvents(deviceId: string, role: Role, before: DeviceTokenRecord | undefined, after: DeviceTokenRecord | undefined): Array<[string, Record<string, AuditValue>]> {
   if (!before && !after) return [];
-  if (!before && after) return [["device.token.issued", { deviceId, role, scopes: after.scopes }]];
+  // Revoking a role approved but never handed out writes a revoked record: a revocation, not an issue.
+  if (!before && after) return [after.revokedAtMs !== undefined ? ["device.token.revoked", { deviceId, role }] : ["device.token.issued", { deviceId, role, scopes: after.scopes }]];
   if (before && !after) return [["device.token.removed", { deviceId, role }]];
   const a = before as DeviceTokenRecord;
   const b = after as DeviceTokenRecord;
