@@ -28,9 +28,16 @@ function visibleTo(caller: CallerSession): (deviceId: string) => boolean {
   return (deviceId) => mayActOn(actor, deviceId);
 }
 
+/**
+ * The store changed: the gateway reads the change (events, closed sessions)
+ * on the next turn of the event loop, once the caller's reply has been
+ * written. A device rotating its own token must get the new one before the
+ * session of the old one is closed; revocations are not held back by anything
+ * a client does.
+ */
 async function changed<T>(services: MethodServices, result: Promise<Result<T>>): Promise<Result<T>> {
   const r = await result;
-  if (r.ok) services.storeChanged();
+  if (r.ok) setImmediate(() => services.storeChanged());
   return r;
 }
 

@@ -125,6 +125,31 @@ describe("operator methods and events against a real gateway process", () => {
     approver.close();
   });
 
+  let current = "";
+  it("a device rotating its own token over its session gets the new token in the reply, then the session closes with 4001 and the new token admits", async () => {
+    const approver = await operator(adminSecret, ["operator.pairing", "operator.read"]);
+    const device = createTestDevice();
+    const scopes = ["operator.pairing", "operator.read"];
+    const requestId = await requestPairing(device, scopes);
+    assert.equal((await approver.request("device.pair.approve", { requestId })).ok, true);
+    approver.close();
+    const first = await TestClient.open(gw.url);
+    const token = ((await first.connect({ device, scopes, auth: { token: gw.token! } })).payload as { auth: { deviceToken: string } }).auth.deviceToken;
+    first.close();
+
+    for (let round = 0; round < 5; round++) {
+      const self = await TestClient.open(gw.url);
+      assert.equal((await self.connect({ device, scopes, auth: { deviceToken: round === 0 ? token : current } })).ok, true);
+      const rotated = await self.request("device.token.rotate", { deviceId: device.id, role: "operator" });
+      assert.equal(rotated.ok, true, `round ${round}: the reply arrives before the close (${JSON.stringify(rotated.error)})`);
+      current = (rotated.payload as { token: string }).token;
+      assert.equal((await self.closed).code, 4001, "the session of the old token ends");
+    }
+    const fresh = await TestClient.open(gw.url);
+    assert.equal((await fresh.connect({ device, scopes, auth: { deviceToken: current } })).ok, true);
+    fresh.close();
+  });
+
   it("gatewarden token rotate closes sessions admitted with the old token (4001 gateway auth changed) and the new token works", async () => {
     const live = await TestClient.open(gw.url);
     assert.equal((await live.connect({ auth: { token: gw.token! } })).ok, true);
