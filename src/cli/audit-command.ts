@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { identityPath } from "../config.js";
 import { loadUpstreamSigner } from "../relay/upstream-identity.js";
-import { describeAuditBreak, type AuditRow } from "../store/audit-chain.js";
+import { describeAuditBreak, type AuditHead, type AuditRow, type AuditVerdict } from "../store/audit-chain.js";
 import { verifyAuditLog } from "../store/audit-verify.js";
 import type { StoreReader } from "../store/store.js";
 import { CliError, withAdminReader } from "./admin-store.js";
@@ -18,6 +18,27 @@ function linesArg(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LINES) throw new InvalidArgumentError(`must be a whole number from 1 to ${MAX_LINES}`);
   return n;
+}
+
+/** `SEQ:HASH`, as `audit verify` prints the head ("head #SEQ:HASH" without the #). */
+function headArg(v: string): AuditHead {
+  const m = /^#?(\d{1,15}):([0-9a-f]{64})$/.exec(v);
+  if (!m) throw new InvalidArgumentError("must be SEQ:HASH, the head an earlier `gatewarden audit verify` printed (e.g. 1520:9f2c…, 64 hex digits)");
+  return { seq: Number(m[1]), hash: m[2] as string };
+}
+
+/**
+ * Whether the earlier head `expected` is still in the (verified) chain: the
+ * entry of that number has that hash, or a checkpoint ends exactly there. A
+ * chain cut back below it, or rewritten since, no longer holds it.
+ */
+async function holdsHead(reader: StoreReader, verdict: Extract<AuditVerdict, { ok: true }>, expected: AuditHead): Promise<string | undefined> {
+  const cp = verdict.checkpoint;
+  if (expected.seq > verdict.head.seq) return `entry #${expected.seq} (the head recorded earlier) is gone: the log now ends at #${verdict.head.seq}, so its newest entries were deleted`;
+  if (cp && expected.seq < cp.throughSeq) return `entry #${expected.seq} (the head recorded earlier) was pruned under the checkpoint at #${cp.throughSeq}: it can no longer be checked; record heads more often than the retention`;
+  const hash = cp && expected.seq === cp.throughSeq ? cp.hash : (await reader.auditRows(expected.seq - 1, 1)).find((r) => r.seq === expected.seq)?.hash;
+  if (hash !== expected.hash) return `entry #${expected.seq} is not the one recorded earlier (its hash differs): the log was rewritten since`;
+  return undefined;
 }
 
 function keyArg(v: string, prev: string[] = []): string[] {
@@ -104,13 +125,16 @@ export function auditCommand(opts: StateDirOption): Command {
     .command("verify")
     .description("check the hash chain from its anchor (or signed checkpoint) to the newest entry; exit 1 naming the first broken link")
     .option("--trust-key <key>", "also accept checkpoints signed by this gateway key (repeatable; several instances on one store)", keyArg)
+    .option("--expect-head <seq:hash>", "also require the head an earlier verify printed to be still in the chain (catches deleted newest entries and rewrites)", headArg)
     .option("--json", "print JSON")
-    .action((o: { trustKey?: string[]; json?: boolean }) =>
+    .action((o: { trustKey?: string[]; expectHead?: AuditHead; json?: boolean }) =>
       withAdminReader(opts, async (reader) => {
         const own = localKey(opts.stateDir());
         const trusted = new Set([...(own ? [own] : []), ...(o.trustKey ?? [])]);
         const verdict = await verifyAuditLog(reader, (key) => trusted.has(key));
         if (!verdict.ok) throw new CliError(`audit log broken: ${describeAuditBreak(verdict.broken)}`, 1, "AUDIT_CHAIN_BROKEN");
+        const lost = o.expectHead && (await holdsHead(reader, verdict, o.expectHead));
+        if (lost) throw new CliError(`audit log broken: ${lost}`, 1, "AUDIT_CHAIN_BROKEN");
         const cp = verdict.checkpoint;
         if (o.json) {
           return printJson({
@@ -123,7 +147,8 @@ export function auditCommand(opts: StateDirOption): Command {
         }
         const range = verdict.checked === 0 ? "no entries" : `${verdict.checked} entries (#${verdict.first ?? 0} to #${verdict.head.seq})`;
         const pruned = cp ? `; #1 to #${cp.throughSeq} were pruned under a checkpoint signed by ${cp.signer === own ? "this gateway" : `trusted key ${cp.signer}`}` : "";
-        process.stdout.write(`audit log intact: ${range}${pruned}; head ${verdict.head.hash}\n`);
+        const held = o.expectHead ? `; it still holds #${o.expectHead.seq}` : "";
+        process.stdout.write(`audit log intact: ${range}${pruned}${held}; head ${verdict.head.seq}:${verdict.head.hash}\n`);
       }),
     );
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { secretDigestHex } from "../../src/admission/secret-digest.js";
-import { rowHash } from "../../src/store/audit-chain.js";
+import { auditHeadOf, linkAuditRows, rowHash } from "../../src/store/audit-chain.js";
 import { Database } from "../../src/store/sqlite-driver.js";
 import { SecretLedger, addBackend, assertGatewayServes, delay, detailCode, eventually, helloAuth, openConnect, pairDevice } from "../support/adversarial.js";
 import { createTestDevice, type TestDevice } from "../support/device.js";
@@ -500,11 +500,56 @@ describe("audit log attack: tampering with the anchor, the head and the tail", (
       const head = (JSON.parse(now.stdout) as { head: { seq: number } }).head;
       assert.ok(head.seq < recorded.head.seq);
       assert.equal(entries(gw).some((e) => e.hash === recorded.head.hash), false, "the recorded head is no longer in the chain: that is how the truncation shows");
+      // verify --expect-head makes that check: the head recorded earlier must still be in the chain.
+      const expecting = gw.cli(["audit", "verify", "--expect-head", `${recorded.head.seq}:${recorded.head.hash}`]);
+      assert.equal(expecting.code, 1);
+      assert.equal(
+        expecting.stderr,
+        `gatewarden: audit log broken: entry #${recorded.head.seq} (the head recorded earlier) is gone: the log now ends at #${head.seq}, so its newest entries were deleted\n`,
+      );
     } finally {
       for (const row of dropped) insertRow(gw, row);
     }
     const again = JSON.parse(gw.cli(["audit", "verify", "--json"]).stdout) as { head: { seq: number; hash: string } };
     assert.deepEqual(again.head, recorded.head);
+    const held = gw.cli(["audit", "verify", "--expect-head", `${recorded.head.seq}:${recorded.head.hash}`]);
+    assert.equal(held.code, 0, held.stderr);
+    assert.match(held.stdout, new RegExp(`; it still holds #${recorded.head.seq}; head \\d+:[0-9a-f]{64}\n$`));
+  });
+
+  it("a chain rewritten consistently from its anchor (someone holding the store) verifies on its own, and --expect-head names the rewrite", () => {
+    const recorded = JSON.parse(gw.cli(["audit", "verify", "--json"]).stdout) as { head: { seq: number; hash: string } };
+    const rows = allRows(gw);
+    const anchor = sql(gw, (db) => (db.prepare("SELECT value FROM settings WHERE key = 'audit.anchor'").get() as { value: string }).value);
+    // Rewrite: the same events, one of them altered, every hash recomputed from the anchor on.
+    const events = rows.map((r, i) => {
+      const e = JSON.parse(r.event) as Record<string, unknown> & { kind: string; actor: string };
+      const { kind, actor, ...fields } = e;
+      return { kind, actor: i === 1 ? "owner" : actor, fields: fields as Record<string, string>, ts: r.ts };
+    });
+    const forged = linkAuditRows(auditHeadOf(undefined, undefined, anchor), events, 0);
+    sql(gw, (db) => {
+      db.prepare("DELETE FROM audit_log").run();
+      const put = db.prepare("INSERT INTO audit_log (seq, ts, event, prev, hash) VALUES (?, ?, ?, ?, ?)");
+      for (const r of forged) put.run(r.seq, r.ts, r.event, r.prev, r.hash);
+    });
+    try {
+      assert.equal(gw.cli(["audit", "verify"]).code, 0, "a consistent rewrite is a valid chain on its own (docs/audit.md)");
+      const expecting = gw.cli(["audit", "verify", "--expect-head", `${recorded.head.seq}:${recorded.head.hash}`, "--json"]);
+      assert.equal(expecting.code, 1);
+      assert.deepEqual(JSON.parse(expecting.stdout), {
+        error: { code: "AUDIT_CHAIN_BROKEN", message: `audit log broken: entry #${recorded.head.seq} is not the one recorded earlier (its hash differs): the log was rewritten since` },
+      });
+    } finally {
+      sql(gw, (db) => {
+        db.prepare("DELETE FROM audit_log").run();
+      });
+      for (const row of rows) insertRow(gw, row);
+    }
+    assert.equal(gw.cli(["audit", "verify", "--expect-head", `${recorded.head.seq}:${recorded.head.hash}`]).code, 0);
+    const bad = gw.cli(["audit", "verify", "--expect-head", "12:nothex"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error: option '--expect-head <seq:hash>' argument '12:nothex' is invalid\. must be SEQ:HASH/);
   });
 
   it("a row inserted above the head is named, and the gateway's later entries do not hide it", async () => {

@@ -100,7 +100,7 @@ describe("the audit log: what is recorded, by whom, and that tampering is named"
   it("audit verify passes on the untouched log and says what it checked", () => {
     const r = verify(gw);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^audit log intact: \d+ entries \(#1 to #\d+\); head [0-9a-f]{64}\n$/);
+    assert.match(r.stdout, /^audit log intact: \d+ entries \(#1 to #\d+\); head \d+:[0-9a-f]{64}\n$/);
     const json = JSON.parse(verify(gw, "--json").stdout) as { ok: boolean; first: number };
     assert.equal(json.ok, true);
     assert.equal(json.first, 1);
@@ -210,6 +210,7 @@ describe("audit tail --follow", () => {
 describe("audit retention: pruning leaves a signed checkpoint and the chain still verifies", () => {
   let gw: GatewayProcess;
   const stateDir = mkdtempSync(join(tmpdir(), "gatewarden-audit-retention-"));
+  let firstHead = "";
 
   before(async () => {
     gw = await startGatewayProcess({ stateDir, config: { audit: { maxEntries: 4 } } });
@@ -218,6 +219,8 @@ describe("audit retention: pruning leaves a signed checkpoint and the chain stil
       client.close();
     }
     await eventually(() => tail(gw).length >= 6, "entries were written");
+    const first = tail(gw)[0] as Entry;
+    firstHead = `${first.seq}:${String(first.hash)}`;
     // Retention runs at start (and every 30 s): restart on the same state dir.
     await gw.stop();
     gw = await startGatewayProcess({ stateDir });
@@ -235,6 +238,12 @@ describe("audit retention: pruning leaves a signed checkpoint and the chain stil
     const rows = withDb(gw, (db) => db.prepare("SELECT seq FROM audit_log ORDER BY seq").all()) as { seq: number }[];
     assert.ok(rows.length <= 6, `few rows are left (${rows.length})`);
     assert.ok((rows[0]?.seq ?? 0) > 1, "the oldest entries are gone");
+  });
+
+  it("a head recorded before it was pruned can no longer be checked, and verify --expect-head says so", () => {
+    const r = verify(gw, "--expect-head", firstHead);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^gatewarden: audit log broken: entry #1 \(the head recorded earlier\) was pruned under the checkpoint at #\d+: it can no longer be checked; record heads more often than the retention\n$/);
   });
 
   it("a forged checkpoint (moved further, or signed by another key) is named; another key is accepted with --trust-key", () => {
