@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 // The published OpenClaw CLI, as installed by test/compat/install.sh, run
 // against a gatewarden process. Each CLI runs under the Node version its
-// package requires (the test runner itself is Node 20), in a throwaway HOME
+// package requires (whichever of 20, 22 or 24 runs the suite), in a throwaway HOME
 // and state dir, with a minimal environment and the loopback-only sandbox
 // preloaded (see sandbox-preload.ts).
 

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Database, loadSqliteDriver, sqliteDriverPackage } from "../../src/store/sqlite-driver.js";
 
 const require = createRequire(import.meta.url);
+const ROOT = resolve(fileURLToPath(new URL("../../../", import.meta.url)));
 const dir = mkdtempSync(join(tmpdir(), "gatewarden-driver-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -31,6 +33,22 @@ describe("the SQLite driver", () => {
     const again = new Database(path, { readonly: true, fileMustExist: true });
     assert.deepEqual(again.prepare("SELECT k FROM t").all(), [{ k: "a" }]);
     again.close();
+  });
+
+  it("is loaded by name only in sqlite-driver.ts: importing better-sqlite3 directly gets 13.x, which crashes Node 20", () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (entry.name.endsWith(".ts") && entry.name !== "sqlite-driver.ts") {
+          // A type-only import is erased; a value import, import() or require() loads the package.
+          if (/(^import (?!type )[^;]*from |\bimport\(|\brequire\()\s*["']better-sqlite3["']/m.test(readFileSync(path, "utf8"))) offenders.push(relative(ROOT, path));
+        }
+      }
+    };
+    for (const dir of ["src", "test", "bench"]) walk(join(ROOT, dir));
+    assert.deepEqual(offenders, [], 'use `import { Database } from ".../src/store/sqlite-driver.js"`');
   });
 
   it("that cannot be loaded fails only when a database is opened, in one line naming the package and what to do", () => {
