@@ -67,18 +67,13 @@ export async function pruneAudit(
     if (through <= from) return { pruned: 0 };
 
     const verifier = new AuditChainVerifier(anchor, previous, opts.trusted);
-    let cursor = from;
     let last: { seq: number; hash: string } | undefined;
-    while (cursor < through) {
+    for (let cursor = from; cursor < through; ) {
       const rows = await tx.auditRows(cursor, Math.min(PAGE, through - cursor));
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        if (!verifier.add(row)) break;
-        last = { seq: row.seq, hash: row.hash };
-      }
-      const verdict = verifier.finish();
-      if (!verdict.ok) return { refused: `the audit log is not intact (${describeAuditBreak(verdict.broken)}); nothing is pruned until it is looked into` };
-      cursor = rows.at(-1)?.seq ?? through;
+      if (rows.length === 0 || rows.some((row) => !verifier.add(row))) break;
+      const tail = rows.at(-1) as { seq: number; hash: string };
+      last = { seq: tail.seq, hash: tail.hash };
+      cursor = tail.seq;
     }
     const verdict = verifier.finish();
     if (!verdict.ok) return { refused: `the audit log is not intact (${describeAuditBreak(verdict.broken)}); nothing is pruned until it is looked into` };

@@ -22,3 +22,8 @@ export async function appendAuditEvents(tx: AuditWriter, events: readonly AuditE
 export function isAuditSetting(key: string): boolean {
   return key.startsWith("audit.");
 }
+
+/** What every store's `setAuditSetting` checks first: it writes audit keys only. */
+export function assertAuditSetting(key: string): void {
+  if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+}

@@ -3,7 +3,7 @@ import { assertTokenRolesMatch, withoutUndefined } from "./invariants.js";
 import { AsyncMutex } from "./mutex.js";
 import type { BackendRecord, BootstrapRecord, PairedDeviceRecord, PendingRequestRecord } from "./records.js";
 import type { AuditRow } from "./audit-chain.js";
-import { appendAuditEvents, isAuditSetting } from "./audit-append.js";
+import { appendAuditEvents, assertAuditSetting } from "./audit-append.js";
 import { auditedBody } from "./audited-writer.js";
 import type { AuditWriter, ChangeInput, ChangeRecord, Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 
@@ -271,7 +271,7 @@ function makeAuditWriter(draft: State, check: () => void): Pick<AuditWriter, "ap
     },
     async setAuditSetting(key, value) {
       check();
-      if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+      assertAuditSetting(key);
       draft.settings.set(key, value);
     },
   };

@@ -22,7 +22,7 @@ import {
   type PendingRow,
 } from "./row-codec.js";
 import type { AuditRow } from "./audit-chain.js";
-import { appendAuditEvents, isAuditSetting } from "./audit-append.js";
+import { appendAuditEvents, assertAuditSetting } from "./audit-append.js";
 import { auditedBody } from "./audited-writer.js";
 import type { SharedLockouts, Store, StoreNotice, StoreNotices, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 
@@ -465,7 +465,7 @@ function makeWriter(client: Queryable, check: () => void, fail: (e: unknown) => 
       return quiet("DELETE FROM audit_log WHERE seq <= $1", [seq]);
     },
     async setAuditSetting(key, value) {
-      if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+      assertAuditSetting(key);
       await quiet("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value]);
     },
     wrote: () => changed,

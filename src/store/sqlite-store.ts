@@ -26,7 +26,7 @@ import {
   type TokenParams,
 } from "./row-codec.js";
 import type { AuditRow } from "./audit-chain.js";
-import { appendAuditEvents, isAuditSetting } from "./audit-append.js";
+import { appendAuditEvents, assertAuditSetting } from "./audit-append.js";
 import { auditedBody } from "./audited-writer.js";
 import type { Store, StoreReader, StoreWriter, TransactOptions } from "./store.js";
 import { diskReserve } from "./disk-reserve.js";
@@ -531,7 +531,7 @@ function makeWriter(reads: ReadStatements, w: WriteStatements, check: () => void
     },
     async setAuditSetting(key, value) {
       check();
-      if (!isAuditSetting(key)) throw new Error(`${key} is not an audit setting`);
+      assertAuditSetting(key);
       w.setSetting.run(key, value);
     },
   };
